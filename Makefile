@@ -1,0 +1,31 @@
+# realtime-avatar: every target sets itself up first (scripts/setup.sh is a no-op when nothing changed).
+PY := .venv/bin/python
+export BENTOML_DO_NOT_TRACK := true
+
+.PHONY: setup test test-fast lint format serve bench demo clean
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "unit"
+
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+demo: setup
+	.venv/bin/avatar generate "Hello! I am a talking portrait, rendered on your CPU in real time." -o demo.mp4
+
+bench: setup
+	$(PY) scripts/benchmark.py --readme README.md
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Settings files (default.yaml and profiles); read with importlib.resources through models.settings."""

