@@ -3,6 +3,7 @@ PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
 .PHONY: setup test test-fast lint format serve bench demo clean
+PORT ?= 3000
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +21,9 @@ lint: setup
 
 format: setup
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+serve: setup
+	.venv/bin/bentoml serve . --port $(PORT)
 
 demo: setup
 	.venv/bin/avatar generate "Hello! I am a talking portrait, rendered on your CPU in real time." -o demo.mp4

@@ -1,7 +1,7 @@
 """`avatar` command line: one-off jobs without a server.
 
-    avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
-    avatar info
+avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
+avatar info
 """
 
 from __future__ import annotations

@@ -1,27 +1,28 @@
 """text -> speech -> frames -> MP4, with per-stage timings. Used by the CLI, the benchmark and the services.
 
 The steps are named functions; `Pipeline.generate` only strings them together. Rendering and x264 run in
-two threads joined by a small queue (OpenCV, numpy and the encoder release the GIL), so on two cores the
-encode overlaps the rendering; each stage's own busy time is still reported separately.
+different threads (OpenCV, numpy and the encoder release the GIL), so on two cores the encode overlaps the
+rendering; each stage's own busy time is still reported separately.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from models.avatar.base import create_renderer
+from models.avatar.controls import Controls
 from models.avatar.images import load_image
 from models.avatar.portrait import Avatar, PortraitRenderer, speech_track
 from models.device import resolve_device
 from models.media import Mp4Writer
-from models.settings import Settings, load_settings
+from models.settings import Settings, VideoSettings, load_settings
 from models.text import normalize_language, normalize_text
 from models.tts import SynthesisOptions, create_engine, synthesize
 from models.tts.base import Speech
@@ -74,6 +75,7 @@ class Pipeline:
             backend=s.avatar.backend,
             device=self.device,
             cache_dir=s.storage.root,
+            threads=s.avatar.render_threads,
         )
         self._renderers = {(self.renderer.size, self.renderer.fps): self.renderer}
         self._default_avatar: Avatar | None = None
@@ -83,7 +85,9 @@ class Pipeline:
         key = (size or self.renderer.size, fps or self.renderer.fps)
         if key not in self._renderers:
             r = self.renderer
-            self._renderers[key] = PortraitRenderer(key[0], key[1], r.backend, r.device, r.motion, r.cache_dir)
+            self._renderers[key] = PortraitRenderer(
+                key[0], key[1], r.backend, r.device, r.motion, r.cache_dir, threads=r.threads
+            )
         return self._renderers[key]
 
     def avatar(self, image: np.ndarray | None = None, renderer: PortraitRenderer | None = None) -> Avatar:
@@ -116,14 +120,13 @@ class Pipeline:
         t1 = time.perf_counter()
         plan = renderer.plan(avatar, track, seed=seed)
         plan_s = time.perf_counter() - t1
-        render_s, encode_s = encode_video(
-            renderer.frames(avatar, plan), len(plan), out_path, renderer, speech, self.settings, progress
-        )
+        job = VideoJob(avatar, plan, speech.audio, speech.sample_rate, Path(out_path))
+        (stage,) = render_videos(renderer, [job], self.settings.video, progress=progress)
         total = time.perf_counter() - t0
         timings = Timings(
             tts_ms=t_tts * 1000,
-            avatar_ms=(plan_s + render_s) * 1000,
-            encode_ms=encode_s * 1000,
+            avatar_ms=(plan_s + stage.render_s) * 1000,
+            encode_ms=stage.encode_s * 1000,
             total_ms=total * 1000,
             audio_duration_s=speech.duration,
             rtf=total / max(speech.duration, 1e-6),
@@ -138,61 +141,75 @@ def _tts_kwargs(s: Settings) -> dict:
     return {}
 
 
-def encode_video(
-    frames: Iterable[np.ndarray],
-    n_frames: int,
-    out_path: str | Path,
+@dataclass
+class VideoJob:
+    """One video to make: its avatar, its per-frame plan, its audio and where the MP4 goes."""
+
+    avatar: Avatar
+    plan: Controls
+    audio: np.ndarray
+    sample_rate: int
+    out_path: Path
+    plan_s: float = 0.0  # time spent planning the controls (part of the avatar stage)
+
+
+@dataclass
+class StageTimes:
+    render_s: float = 0.0
+    encode_s: float = 0.0
+
+
+def render_videos(
     renderer: PortraitRenderer,
-    speech: Speech,
-    settings: Settings,
+    jobs: list[VideoJob],
+    video: VideoSettings,
+    chunk: int = 25,
     progress: Progress | None = None,
-) -> tuple[float, float]:
-    """Render (this thread) and encode (a worker thread) concurrently; returns each side's busy seconds."""
-    q: queue.Queue = queue.Queue(maxsize=16)
-    busy = {"encode": 0.0}
-    error: list[BaseException] = []
-    size = renderer.size
+) -> list[StageTimes]:
+    """Render the frames of all jobs together, chunk by chunk (one batch per chunk), and encode each job into
+    its MP4 on its own encoder thread, so encoding overlaps the rendering of the next chunk.
 
-    def consume(writer: Mp4Writer) -> None:
-        try:
-            while (frame := q.get()) is not None:
-                t = time.perf_counter()
-                writer.write_frames([frame])
-                busy["encode"] += time.perf_counter() - t
-        except BaseException as exc:  # re-raised in the caller's thread below
-            error.append(exc)
-            while q.get() is not None:  # drain so the producer never blocks
-                pass
-
-    video = settings.video
-    with Mp4Writer(out_path, size, size, renderer.fps, speech.sample_rate, preset=video.preset, crf=video.crf) as w:
-        t = time.perf_counter()
-        w.write_audio(speech.audio, speech.sample_rate)
-        busy["encode"] += time.perf_counter() - t
-        worker = threading.Thread(target=consume, args=(w,), daemon=True)
-        worker.start()
-        render_s = _produce(frames, q, n_frames, progress, error)
-        worker.join()
-        if error:
-            raise error[0]
-        t = time.perf_counter()
-    busy["encode"] += time.perf_counter() - t  # closing flushes the encoder
-    return render_s, busy["encode"]
-
-
-def _produce(frames: Iterable[np.ndarray], q: queue.Queue, n: int, progress: Progress | None, error: list) -> float:
-    busy = 0.0
-    it = iter(frames)
-    try:
-        for i in range(n):
+    Render time of a shared chunk is attributed to the jobs in proportion to their frames.
+    """
+    times = [StageTimes() for _ in jobs]
+    longest = max(len(j.plan) for j in jobs)
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(_writer(renderer, j, video)) for j in jobs]
+        encoders = [stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="x264")) for _ in jobs]
+        pending: list[Future] = [e.submit(_timed, times[k], w.write_audio, jobs[k].audio, jobs[k].sample_rate)
+                                 for k, (e, w) in enumerate(zip(encoders, writers, strict=True))]  # fmt: skip
+        for start in range(0, longest, chunk):
+            part = [
+                (k, range(start, min(start + chunk, len(j.plan)))) for k, j in enumerate(jobs) if start < len(j.plan)
+            ]
             t = time.perf_counter()
-            frame = next(it)
-            busy += time.perf_counter() - t
-            if error:
-                break
-            q.put(frame)
-            if progress and (i % 25 == 0 or i == n - 1):
-                progress("render", i + 1, n)
-    finally:
-        q.put(None)
-    return busy
+            frames = renderer.render_batch([(jobs[k].avatar, jobs[k].plan, r) for k, r in part])
+            elapsed, n = time.perf_counter() - t, sum(len(r) for _, r in part)
+            for (k, r), f in zip(part, frames, strict=True):
+                times[k].render_s += elapsed * len(r) / n
+                pending.append(encoders[k].submit(_timed, times[k], writers[k].write_frames, f))
+            pending = _wait_some(pending, keep=2 * len(jobs))  # bounded memory: at most ~2 chunks queued per job
+            if progress:
+                progress("render", min(start + chunk, longest), longest)
+        _wait_some(pending, keep=0)
+        for k, w in enumerate(writers):
+            _timed(times[k], w.close)  # flushes the encoder and renames the finished file into place
+    return times
+
+
+def _writer(renderer: PortraitRenderer, job: VideoJob, video: VideoSettings) -> Mp4Writer:
+    size = renderer.size
+    return Mp4Writer(job.out_path, size, size, renderer.fps, job.sample_rate, preset=video.preset, crf=video.crf)
+
+
+def _timed(times: StageTimes, fn, *args) -> None:
+    t = time.perf_counter()
+    fn(*args)
+    times.encode_s += time.perf_counter() - t
+
+
+def _wait_some(pending: list[Future], keep: int) -> list[Future]:
+    """Wait for the oldest futures until at most `keep` remain; re-raises the first error."""
+    while len(pending) > keep:
+        pending.pop(0).result()
+    return pending

@@ -48,12 +48,28 @@ class StorageSettings(_Section):
         return Path(os.path.expandvars(self.data_dir)).expanduser()
 
 
+class ServingSettings(_Section):
+    """BentoML services: batching, traffic limits and remote dependencies."""
+
+    tts_url: str | None = None  # call a TTS service elsewhere instead of starting one
+    render_url: str | None = None  # same for the avatar service
+    batching: bool = True  # off: the API calls the non-batched endpoints (for comparison)
+    tts_max_batch_size: int = 8
+    tts_max_latency_ms: int = 60000
+    render_max_batch_size: int = 8
+    render_max_latency_ms: int = 120000
+    max_concurrency: int = 64  # requests in flight per API worker before 429
+    timeout_s: int = 300
+    max_upload_mb: float = 10
+
+
 class Settings(_Section):
     device: str = "auto"
     tts: TTSSettings = TTSSettings()
     avatar: AvatarSettings = AvatarSettings()
     video: VideoSettings = VideoSettings()
     storage: StorageSettings = StorageSettings()
+    serving: ServingSettings = ServingSettings()
 
 
 # short environment names for the settings people change most
@@ -63,6 +79,8 @@ ENV_SHORTCUTS = {
     "AVATAR_DATA_DIR": ("storage", "data_dir"),
     "AVATAR_SIZE": ("avatar", "size"),
     "AVATAR_FPS": ("avatar", "fps"),
+    "AVATAR_TTS_URL": ("serving", "tts_url"),
+    "AVATAR_RENDER_URL": ("serving", "render_url"),
 }
 
 

@@ -96,9 +96,7 @@ def _gaussian(x: np.ndarray, sigma_samples: float) -> np.ndarray:
     return np.convolve(np.pad(x, r, mode="edge"), k / k.sum(), mode="valid")
 
 
-def mouth_from_phonemes(
-    segments: Sequence[Segment], n_frames: int, fps: float, cfg: MotionConfig, rest: float
-):
+def mouth_from_phonemes(segments: Sequence[Segment], n_frames: int, fps: float, cfg: MotionConfig, rest: float):
     """Jaw and width tracks: piecewise targets at 200 Hz, smoothed (coarticulation), closures enforced."""
     hz = 200.0
     n = int(np.ceil(n_frames / fps * hz)) + 1
@@ -127,9 +125,7 @@ def mouth_from_phonemes(
 def _per_frame(track: np.ndarray, hz: float, n_frames: int, fps: float, reduce) -> np.ndarray:
     """Reduce a fine track over each frame's time window (max keeps a short closure visible)."""
     edges = np.minimum((np.arange(n_frames + 1) / fps * hz).astype(int), len(track) - 1)
-    return np.array(
-        [reduce(track[a : max(b, a + 1)]) for a, b in zip(edges[:-1], edges[1:], strict=True)], np.float32
-    )
+    return np.array([reduce(track[a : max(b, a + 1)]) for a, b in zip(edges[:-1], edges[1:], strict=True)], np.float32)
 
 
 def mouth_from_energy(envelope: np.ndarray, fps: float, cfg: MotionConfig, rest: float):
@@ -168,9 +164,7 @@ def head_motion(envelope: np.ndarray, fps: float, cfg: MotionConfig, rng: np.ran
         freqs = rng.uniform(0.08, 0.45, 3)
         phases = rng.uniform(0, 2 * np.pi, 3)
         weights = np.array([0.6, 0.3, 0.1])
-        out[:, axis] = amp * (
-            weights[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])
-        ).sum(0)
+        out[:, axis] = amp * (weights[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])).sum(0)
     emphasis = envelope / (np.percentile(envelope, 95) + 1e-6) if n else envelope
     nod = _gaussian(np.clip(emphasis, 0, 1.5).astype(np.float32), 0.18 * fps)
     out[:, 2] += cfg.nod * (nod - nod.mean() if n else nod)

@@ -121,9 +121,7 @@ def _mouth(p: np.ndarray, size: int, margin: float) -> MouthGeometry:
     gap = float(np.max(lower(np.linspace(-hw, hw, 33)) - upper(np.linspace(-hw, hw, 33))))
     rest = float(np.clip(gap / (OPEN_PER_JAW * hw), 0.0, 1.0))
     # the warp fades out 2.3 half-widths sideways, at the nose above and below the chin
-    corners = np.array(
-        [[-2.3 * hw, nose_v], [2.3 * hw, nose_v], [-2.3 * hw, 2.0 * chin_v], [2.3 * hw, 2.0 * chin_v]]
-    )
+    corners = np.array([[-2.3 * hw, nose_v], [2.3 * hw, nose_v], [-2.3 * hw, 2.0 * chin_v], [2.3 * hw, 2.0 * chin_v]])
     xy = frame.origin + corners[:, :1] * frame.ex + corners[:, 1:] * frame.ey
     roi = _box(xy, margin, size)
     return MouthGeometry(frame, hw, upper, lower, line - nose_v, chin_v - line, rest, roi)

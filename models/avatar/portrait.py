@@ -5,19 +5,20 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from models.media.audio import rms_envelope
 
 from models.avatar.base import SpeechTrack, register_renderer
 from models.avatar.controls import Controls, MotionConfig, Segment, build_controls
 from models.avatar.geometry import Portrait, prepare
 from models.avatar.landmarks import cached_landmarks, image_hash
-from models.avatar.warp import MapBuilder, paint_mouth
+from models.avatar.warp import MapBuilder, Pose, paint_mouth
 from models.errors import InvalidInput
-from models.media.audio import rms_envelope
 
 SIZES = (128, 1024)  # allowed output sizes (inclusive range, even numbers)
 FPS = (10, 60)
@@ -57,6 +58,7 @@ class PortraitRenderer:
         motion: MotionConfig | None = None,
         cache_dir: str | Path | None = None,
         max_avatars: int = 32,
+        threads: int = 1,
     ):
         check_video_options(size, fps)
         if backend not in ("auto", "cv2", "torch"):
@@ -68,6 +70,8 @@ class PortraitRenderer:
         self._avatars: OrderedDict[str, Avatar] = OrderedDict()
         self._max_avatars = max_avatars
         self._lock = threading.Lock()
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None
 
     def prepare(self, image: np.ndarray) -> Avatar:
         """Find the face once (landmarks cached on disk by image hash), crop and measure; memoised in memory."""
@@ -94,31 +98,42 @@ class PortraitRenderer:
 
     def frames(self, avatar: Avatar, plan: Controls, chunk: int = 25) -> Iterator[np.ndarray]:
         for start in range(0, len(plan), chunk):
-            yield from self._render(avatar, plan, range(start, min(start + chunk, len(plan))))
+            yield from self.render_batch([(avatar, plan, range(start, min(start + chunk, len(plan))))])[0]
 
-    def render_batch(self, jobs: Sequence[tuple[Avatar, Controls]]) -> list[np.ndarray]:
-        """All frames of several requests: with the torch backend, in shared grid_sample calls."""
-        if self.backend == "torch":
-            return self._torch_batch(jobs)
-        return [np.stack(list(self._render(a, c, range(len(c))))) for a, c in jobs]
+    def render_batch(self, jobs: Sequence[tuple[Avatar, Controls, range | None]]) -> list[np.ndarray]:
+        """Frames of several requests together: one (n_i, S, S, 3) array per job (indices None = all frames).
 
-    def _render(self, avatar: Avatar, plan: Controls, indices: range) -> Iterator[np.ndarray]:
+        torch: all frames in shared grid_sample calls on the device; cv2: frames spread over a thread pool
+        (OpenCV and numpy release the GIL).
+        """
+        work = [(j, i) for j, (_, plan, idx) in enumerate(jobs) for i in (idx if idx is not None else range(len(plan)))]
         if self.backend == "torch":
-            yield from self._torch_batch([(avatar, plan)], indices)[0]
-            return
+            from models.avatar.torch_backend import render_torch
+
+            frames = render_torch([(jobs[j][0], jobs[j][1].pose(i)) for j, i in work], self.device)
+        elif self.threads > 1 and len(work) > 1:
+            frames = list(self._pool().map(lambda w: self._render_one(jobs[w[0]][0], jobs[w[0]][1].pose(w[1])), work))
+        else:
+            frames = [self._render_one(jobs[j][0], jobs[j][1].pose(i)) for j, i in work]
+        out: list[list[np.ndarray]] = [[] for _ in jobs]
+        for (j, _), frame in zip(work, frames, strict=True):
+            out[j].append(frame)
+        return [np.stack(o) if o else np.zeros((0, self.size, self.size, 3), np.uint8) for o in out]
+
+    def _render_one(self, avatar: Avatar, pose: Pose) -> np.ndarray:
         p = avatar.portrait
         x0, y0, x1, y1 = p.head_box
-        for i in indices:
-            mx, my, paint = avatar.builder.build(plan.pose(i))
-            frame = p.image.copy()
-            frame[y0:y1, x0:x1] = cv2.remap(p.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            paint_mouth(frame, paint, p.mouth.half_width, teeth=not p.mouth.shows_teeth)
-            yield frame
+        mx, my, paint = avatar.builder.build(pose)
+        frame = p.image.copy()
+        frame[y0:y1, x0:x1] = cv2.remap(p.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        paint_mouth(frame, paint, p.mouth.half_width, teeth=not p.mouth.shows_teeth)
+        return frame
 
-    def _torch_batch(self, jobs, indices: range | None = None) -> list[np.ndarray]:
-        from models.avatar.torch_backend import render_torch
-
-        return render_torch(jobs, self.device, indices)
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="render")
+            return self._executor
 
 
 @register_renderer("portrait")

@@ -9,35 +9,33 @@ import numpy as np
 from models.avatar.warp import paint_mouth
 
 
-def render_torch(jobs: Sequence, device: str, indices: range | None = None, chunk: int = 32) -> list[np.ndarray]:
-    """One (n, S, S, 3) uint8 array per (avatar, controls) job; maps are built on the CPU, sampled on `device`."""
+def render_torch(items: Sequence[tuple], device: str, chunk: int = 32) -> list[np.ndarray]:
+    """Frames for (avatar, pose) items, in order. Maps are built on the CPU (cheap), sampled on `device`."""
     import torch
 
-    work = [(j, i) for j, (_, plan) in enumerate(jobs) for i in (indices or range(len(plan)))]
-    outs: list[list[np.ndarray]] = [[] for _ in jobs]
-    sources = {}
-    for start in range(0, len(work), chunk):
-        part = work[start : start + chunk]
+    out: list[np.ndarray] = []
+    sources: dict[str, object] = {}
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
         grids, imgs, paints = [], [], []
-        for j, i in part:
-            avatar, plan = jobs[j]
-            mx, my, paint = avatar.builder.build(plan.pose(i))
+        for avatar, pose in part:
+            mx, my, paint = avatar.builder.build(pose)
             grids.append(_full_grid(avatar.portrait, mx, my))
-            if j not in sources:
-                sources[j] = torch.from_numpy(avatar.portrait.image).to(device).permute(2, 0, 1).float()
-            imgs.append(sources[j])
+            if avatar.key not in sources:
+                sources[avatar.key] = torch.from_numpy(avatar.portrait.image).to(device).permute(2, 0, 1).float()
+            imgs.append(sources[avatar.key])
             paints.append(paint)
         grid = torch.from_numpy(np.stack(grids)).to(device)
-        out = torch.nn.functional.grid_sample(
+        sampled = torch.nn.functional.grid_sample(
             torch.stack(imgs), grid, mode="bilinear", padding_mode="reflection", align_corners=True
         )
-        frames = out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for (j, _), frame, paint in zip(part, frames, paints, strict=True):
-            m = jobs[j][0].portrait.mouth
+        frames = sampled.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for (avatar, _), frame, paint in zip(part, frames, paints, strict=True):
+            m = avatar.portrait.mouth
             frame = np.ascontiguousarray(frame)
             paint_mouth(frame, paint, m.half_width, teeth=not m.shows_teeth)
-            outs[j].append(frame)
-    return [np.stack(o) for o in outs]
+            out.append(frame)
+    return out
 
 
 def _full_grid(portrait, mx: np.ndarray, my: np.ndarray) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""Benchmark of the embedded pipeline and its raw parts, measured in one run (compare ratios, not absolutes).
+
+    python scripts/benchmark.py [--out bench-out] [--readme README.md] [--repeats 3]
+
+Measures, for a ~2.5 s and a ~20 s utterance at 512x512, 25 fps: the whole pipeline (RTF and stage times),
+then Piper alone, rendering alone and x264 alone on the same frames; the cv2 vs torch warp backends; and
+writes a contact sheet of frames so anyone can look at the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.avatar.portrait import PortraitRenderer, speech_track
+from models.media import Mp4Writer, decode_frames
+from models.pipeline import Pipeline
+from models.settings import load_settings
+
+TEXTS = {
+    "short (~2.5 s)": "Hello there! It is good to see you again.",
+    "long (~20 s)": (
+        "Welcome to the realtime avatar demo. Every word you hear was synthesised on this computer, "
+        "and every frame you see was drawn from a single photograph. The lips follow the sounds: they close "
+        "for m, b and p, round for o and u, and spread for e. The eyes blink now and then, and the head moves "
+        "a little, the way people do when they speak. Nothing was downloaded, and no graphics card was used."
+    ),
+}
+MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def measure(pipe: Pipeline, text: str, tmp: Path, repeats: int) -> dict:
+    runs = [pipe.generate(text, tmp / f"p{i}.mp4").timings for i in range(repeats)]
+    t = {k: statistics.median(getattr(r, k) for r in runs) for k in ("tts_ms", "avatar_ms", "encode_ms", "total_ms")}
+    dur = runs[0].audio_duration_s
+    tts_s, speech = median_time(lambda: pipe.speak(text), repeats)
+    r = pipe.renderer
+    avatar = pipe.avatar()
+    track = speech_track(speech.audio, speech.sample_rate, speech.phonemes)
+    render_s, frames = median_time(lambda: list(r.frames(avatar, r.plan(avatar, track))), repeats)
+    v = pipe.settings.video
+
+    def encode():
+        with Mp4Writer(tmp / "raw.mp4", r.size, r.size, r.fps, speech.sample_rate, preset=v.preset, crf=v.crf) as w:
+            w.write_audio(speech.audio, speech.sample_rate)
+            w.write_frames(frames)
+
+    encode_s, _ = median_time(encode, repeats)
+    parts = tts_s + render_s + encode_s
+    return {
+        "audio_s": dur,
+        "frames": len(frames),
+        "pipeline": t,
+        "rtf": t["total_ms"] / 1000 / dur,
+        "raw": {"piper_s": tts_s, "render_s": render_s, "x264_s": encode_s, "sum_s": parts},
+        "ratio_to_parts": t["total_ms"] / 1000 / parts,
+        "render_ms_per_frame": render_s / len(frames) * 1000,
+    }
+
+
+def backends(pipe: Pipeline, repeats: int) -> dict:
+    """Per-frame warp cost of each backend on the same 2 requests x 25 frames (one batch)."""
+    out = {}
+    speech = pipe.speak(TEXTS["short (~2.5 s)"])
+    for name in ("cv2", "torch"):
+        r = PortraitRenderer(512, 25, backend=name, device="cpu")
+        avatar = r.prepare(pipe.avatar().portrait.image)
+        plan = r.plan(avatar, speech_track(speech.audio, speech.sample_rate, speech.phonemes))
+        jobs = [(avatar, plan)] * 2
+        s, frames = median_time(lambda r=r, jobs=jobs: r.render_batch(jobs), repeats)
+        out[name] = s / sum(len(f) for f in frames) * 1000
+    return out
+
+
+def contact_sheet(video: Path, out: Path, n: int = 12) -> None:
+    frames = decode_frames(video)
+    idx = np.linspace(0, len(frames) - 1, n).astype(int)
+    tiles = []
+    for i in idx:
+        tile = cv2.resize(frames[i], (256, 256), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, f"{i / 25:.2f}s", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    rows = [np.concatenate(tiles[k : k + 6], 1) for k in range(0, n, 6)]
+    cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+
+
+def markdown(results: dict, warp: dict) -> str:
+    lines = [
+        f"Measured by `make bench` on {platform.machine()}, {__import__('os').cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')}; 512x512, 25 fps, x264 veryfast, medians of the runs.",
+        "",
+        "| utterance | audio | pipeline total | RTF | tts / avatar / encode (busy ms) | Piper alone | render alone "
+        "| x264 alone | sum of parts | pipeline / parts |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        p, raw = r["pipeline"], r["raw"]
+        lines.append(
+            f"| {name} | {r['audio_s']:.2f} s | {p['total_ms']:.0f} ms | **{r['rtf']:.3f}** | "
+            f"{p['tts_ms']:.0f} / {p['avatar_ms']:.0f} / {p['encode_ms']:.0f} | {raw['piper_s'] * 1000:.0f} ms | "
+            f"{raw['render_s'] * 1000:.0f} ms ({r['render_ms_per_frame']:.1f} ms/frame) | "
+            f"{raw['x264_s'] * 1000:.0f} ms | {raw['sum_s'] * 1000:.0f} ms | **{r['ratio_to_parts']:.2f}x** |"
+        )
+    lines += ["", "Warp backends on this CPU (2 requests x ~60 frames in one batch, per frame incl. mouth drawing): "]
+    lines[-1] += ", ".join(f"{k} {v:.1f} ms" for k, v in warp.items())
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    a, b = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
+    readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    ap.add_argument("--readme", type=Path)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        settings = load_settings(overrides={"storage": {"data_dir": str(tmp / "data")}})
+        pipe = Pipeline(settings)
+        pipe.generate("Warm up.", tmp / "warm.mp4")
+        results = {name: measure(pipe, text, tmp, args.repeats) for name, text in TEXTS.items()}
+        warp = backends(pipe, args.repeats)
+        sheet_video = args.out / "long.mp4"
+        pipe.generate(TEXTS["long (~20 s)"], sheet_video)
+        contact_sheet(sheet_video, args.out / "contact_sheet.png")
+    (args.out / "benchmark.json").write_text(json.dumps({"results": results, "warp_ms": warp}, indent=2))
+    table = markdown(results, warp)
+    print(table)
+    if args.readme:
+        update_readme(args.readme, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""AvatarService: owns the registered portraits and renders batches of utterances into MP4s.
+
+The frames of all requests in one adaptive batch are rendered together, chunk by chunk (one grid_sample per
+chunk on a GPU; a thread pool with OpenCV on a CPU), each request encoded on its own thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from pathlib import Path
+
+import bentoml
+
+from models.settings import load_settings
+from services.common import capture
+from services.schemas import Failure, RenderRequest, RenderResult, unpack_audio
+
+SETTINGS = load_settings()
+SERVING = SETTINGS.serving
+
+
+@bentoml.service(name="avatar", traffic={"timeout": SERVING.timeout_s}, workers=1)
+class AvatarService:
+    def __init__(self) -> None:
+        from models.avatar.store import AvatarStore
+        from models.pipeline import Pipeline, default_image
+
+        self.settings = load_settings()
+        self.pipeline = Pipeline(self.settings, tts=_NoTTS())  # rendering half of the pipeline only
+        root = self.settings.storage.root
+        self.store = AvatarStore(root / "avatars", default_image(self.settings))
+        self.scratch = Path(tempfile.mkdtemp(prefix="render-", dir=_ensure(root / "scratch")))
+        self.pipeline.avatar(self.store.default_image)  # landmarks of the default portrait, once at start-up
+
+    @bentoml.api(
+        batchable=True, max_batch_size=SERVING.render_max_batch_size, max_latency_ms=SERVING.render_max_latency_ms
+    )
+    def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        """Adaptive batch of utterances -> one MP4 each (base64)."""
+        results: list[RenderResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, req in enumerate(requests):  # requests at the same size/fps share renders
+            groups.setdefault((req.size, req.fps), []).append(i)
+        for (size, fps), idx in groups.items():
+            self._render_group([requests[i] for i in idx], size, fps, idx, results)
+        return results  # type: ignore[return-value]
+
+    @bentoml.api
+    def render_one(self, request: RenderRequest) -> RenderResult:
+        return self.render([request])[0]
+
+    @bentoml.api
+    def add_avatar(self, image: str, name: str | None = None) -> dict:
+        """Register a portrait (base64 image bytes): decoded, checked for a face, landmarks cached."""
+
+        def run() -> dict:
+            from models.avatar.images import load_image
+
+            rgb = load_image(base64.b64decode(image))
+            self.pipeline.avatar(rgb)  # raises NoFaceFound before anything is stored
+            return {"avatar": self.store.add(rgb, name)}
+
+        return capture(run, lambda f: {"error": f.model_dump()})
+
+    @bentoml.api
+    def list_avatars(self) -> list[dict]:
+        return self.store.list()
+
+    @bentoml.api
+    def delete_avatar(self, avatar_id: str) -> dict:
+        return capture(lambda: self.store.delete(avatar_id) or {"deleted": avatar_id}, lambda f: {"error": f.model_dump()})
+
+    @bentoml.api
+    def info(self) -> dict:
+        r = self.pipeline.renderer
+        return {"renderer": r.name, "backend": r.backend, "device": r.device, "size": r.size, "fps": r.fps}
+
+    def _render_group(self, reqs, size, fps, idx, results) -> None:
+        from models.pipeline import VideoJob, render_videos
+
+        renderer = self.pipeline.renderer_for(size, fps)
+        jobs, slots = [], []
+        for i, req in zip(idx, reqs, strict=True):
+            job = capture(lambda req=req: self._job(renderer, req), lambda f: f)
+            if isinstance(job, Failure):
+                results[i] = RenderResult(error=job)
+            else:
+                jobs.append(job)
+                slots.append(i)
+        if not jobs:
+            return
+        times = render_videos(renderer, jobs, self.settings.video)
+        for i, job, t in zip(slots, jobs, times, strict=True):
+            data = job.out_path.read_bytes()
+            job.out_path.unlink()
+            ms = (t.render_s + job.plan_s) * 1000
+            results[i] = RenderResult(video=base64.b64encode(data).decode(), n_frames=len(job.plan), avatar_ms=ms, encode_ms=t.encode_s * 1000)
+
+    def _job(self, renderer, req: RenderRequest):
+        from models.avatar.base import SpeechTrack
+        from models.pipeline import VideoJob
+
+        t = time.perf_counter()
+        avatar = self.pipeline.avatar(self.store.get(req.avatar), renderer)
+        audio = unpack_audio(req.audio)
+        plan = renderer.plan(avatar, SpeechTrack(audio, req.sample_rate, req.phonemes), seed=req.seed)
+        out = self.scratch / f"{time.time_ns()}.mp4"
+        job = VideoJob(avatar, plan, audio, req.sample_rate, out)
+        job.plan_s = time.perf_counter() - t
+        return job
+
+
+class _NoTTS:
+    """The avatar service never speaks; the pipeline only needs something in the TTS slot."""
+
+    name = "none"
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

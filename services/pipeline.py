@@ -1,0 +1,247 @@
+"""AvatarPipeline: the public HTTP API. It calls TTSService and AvatarService (in-process dependencies
+started by `bentoml serve`, or remote ones when AVATAR_TTS_URL / AVATAR_RENDER_URL are set) and stores videos.
+
+Routes are a FastAPI app mounted behind BentoML's own (/healthz, /readyz, /livez, /metrics, /docs.json, /), so
+they appear in the same OpenAPI document and Swagger page.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+
+import bentoml
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from models.errors import AvatarError, EngineUnavailable, InvalidInput, PayloadTooLarge
+from models.settings import load_settings
+from services.avatar import AvatarService
+from services.schemas import (
+    GenerateMetadata,
+    GenerateRequest,
+    GenerateResponse,
+    RenderRequest,
+    SpeechRequest,
+    SynthesisRequest,
+    TTSRequest,
+    unpack_audio,
+)
+from services.tts import TTSService
+
+SETTINGS = load_settings()
+SERVING = SETTINGS.serving
+app = FastAPI(title="realtime-avatar API")
+
+
+class Unavailable(EngineUnavailable):
+    code = "dependency_unavailable"
+
+
+@app.exception_handler(AvatarError)
+async def _avatar_error(_: Request, exc: AvatarError) -> JSONResponse:
+    headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in exc.errors()]
+    body = {"error": "invalid_request", "message": "the request body is malformed or has invalid fields"}
+    return JSONResponse(body | {"details": errors}, status_code=400)
+
+
+def _check(result) -> None:
+    """Re-raise a dependency's per-item failure as the same HTTP error."""
+    err = result.error if hasattr(result, "error") else result.get("error")
+    if err:
+        err = err if isinstance(err, dict) else err.model_dump()
+        raise _Passthrough(err["status"], err["body"])
+
+
+class _Passthrough(AvatarError):
+    def __init__(self, status: int, body: dict):
+        super().__init__(body.get("message", "error"))
+        self.status, self.body = status, body
+
+    def to_dict(self) -> dict:
+        return self.body
+
+
+async def _call(fn, *args):
+    """Call a dependency; a dependency that is down or overloaded becomes 503 with Retry-After."""
+    try:
+        return await fn(*args)
+    except AvatarError:
+        raise
+    except Exception as exc:  # BentoML client errors: connection refused, 503 from its batcher, timeouts
+        raise Unavailable(f"a backend service is unavailable or overloaded: {type(exc).__name__}") from exc
+
+
+@bentoml.service(
+    name="avatar-pipeline",
+    traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency},
+    workers=1,
+)
+@bentoml.asgi_app(app, path="/")
+class AvatarPipeline:
+    tts = bentoml.depends(TTSService, url=SERVING.tts_url) if SERVING.tts_url else bentoml.depends(TTSService)
+    renderer = (
+        bentoml.depends(AvatarService, url=SERVING.render_url) if SERVING.render_url else bentoml.depends(AvatarService)
+    )
+
+    def __init__(self) -> None:
+        from models.storage import OutputStore
+
+        self.settings = load_settings()
+        st = self.settings.storage
+        self.store = OutputStore(st.root / "outputs", st.max_age_hours * 3600, st.max_total_mb * 1e6)
+        self.started = time.time()
+
+    async def _speak(self, req: SynthesisRequest):
+        fn = self.tts.to_async.synthesize if SERVING.batching else self.tts.to_async.synthesize_one
+        result = await _call(fn, [req] if SERVING.batching else req)
+        result = result[0] if SERVING.batching else result
+        result = result if not isinstance(result, dict) else _model(result)
+        _check(result)
+        return result
+
+    async def _render(self, req: RenderRequest):
+        fn = self.renderer.to_async.render if SERVING.batching else self.renderer.to_async.render_one
+        result = await _call(fn, [req] if SERVING.batching else req)
+        result = result[0] if SERVING.batching else result
+        _check(result)
+        return result
+
+    @app.post("/api/v1/generate", response_model=GenerateResponse, tags=["video"])
+    async def generate(self, body: GenerateRequest) -> GenerateResponse:
+        """Speak `text` with the chosen avatar; the MP4 is then at `video_url`."""
+        t0 = time.perf_counter()
+        speech = await self._speak(SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed))
+        rreq = RenderRequest(avatar=body.avatar, audio=speech.audio, sample_rate=speech.sample_rate,
+                             phonemes=speech.phonemes, fps=body.fps, size=body.size, seed=body.seed)  # fmt: skip
+        video = await self._render(rreq)
+        name = self.store.new_name()
+        tmp = self.store.temp_path()
+        tmp.write_bytes(base64.b64decode(video.video))
+        self.store.commit(tmp, name)
+        total = (time.perf_counter() - t0) * 1000
+        dur = len(unpack_audio(speech.audio)) / speech.sample_rate
+        meta = GenerateMetadata(
+            tts_ms=speech.tts_ms, avatar_ms=video.avatar_ms, encode_ms=video.encode_ms, duration_ms=total,
+            audio_duration_s=dur, rtf=total / 1000 / max(dur, 1e-6), n_frames=video.n_frames,
+            fps=body.fps or self.settings.avatar.fps, size=body.size or self.settings.avatar.size,
+            language=body.language, voice=body.voice, avatar=body.avatar,
+        )  # fmt: skip
+        return GenerateResponse(job_id=uuid.uuid4().hex, video_url=f"/api/v1/videos/{name}", metadata=meta)
+
+    @app.get("/api/v1/videos/{name}", tags=["video"], response_class=FileResponse)
+    async def video(self, name: str, request: Request) -> Response:
+        """The MP4 (Range requests supported, so browsers can seek)."""
+        with self.store.lease(name) as path:
+            data = path.read_bytes()  # read under the lease; retention never removes a file mid-read
+        return _ranged(data, request.headers.get("range"), "video/mp4")
+
+    @app.head("/api/v1/videos/{name}", tags=["video"])
+    async def video_head(self, name: str) -> Response:
+        path = self.store.path(name)
+        return Response(headers={"content-length": str(path.stat().st_size), "accept-ranges": "bytes"}, media_type="video/mp4")
+
+    @app.post("/api/v1/tts", tags=["speech"], response_class=Response)
+    async def tts_wav(self, body: TTSRequest) -> Response:
+        """Speech only, as a WAV file."""
+        from models.media import encode_audio
+
+        s = await self._speak(SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed))
+        data, ctype = encode_audio(unpack_audio(s.audio), s.sample_rate, "wav")
+        return Response(data, media_type=ctype, headers={"x-tts-ms": f"{s.tts_ms:.0f}"})
+
+    @app.post("/v1/audio/speech", tags=["speech"], response_class=Response)
+    async def openai_speech(self, body: SpeechRequest) -> Response:
+        """OpenAI-compatible speech endpoint (`model` is accepted and ignored: the configured engine speaks)."""
+        from models.media import encode_audio
+
+        if not 0.25 <= body.speed <= 4.0:
+            raise InvalidInput("speed must be between 0.25 and 4.0", allowed="0.25-4.0", field="speed")
+        s = await self._speak(SynthesisRequest(text=body.input, voice=body.voice, speed=body.speed))
+        data, ctype = encode_audio(unpack_audio(s.audio), s.sample_rate, body.response_format)
+        return Response(data, media_type=ctype)
+
+    @app.get("/api/v1/voices", tags=["voices"])
+    async def voices(self) -> dict:
+        return {"voices": await _call(self.tts.to_async.voices)}
+
+    @app.get("/api/v1/avatars", tags=["avatars"])
+    async def avatars(self) -> dict:
+        return {"avatars": await _call(self.renderer.to_async.list_avatars)}
+
+    @app.post("/api/v1/avatars", tags=["avatars"], status_code=201)
+    async def add_avatar(self, photo: UploadFile = File(...), name: str | None = Form(None)) -> dict:
+        """Upload a portrait photo (PNG/JPEG/WebP); rejected with 422 if no face is found."""
+        limit = int(SERVING.max_upload_mb * 1e6)
+        data = await photo.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"upload is larger than {SERVING.max_upload_mb:g} MB", field="photo")
+        result = await _call(self.renderer.to_async.add_avatar, base64.b64encode(data).decode(), name)
+        _check(result)
+        return result["avatar"]
+
+    @app.delete("/api/v1/avatars/{avatar_id}", tags=["avatars"])
+    async def delete_avatar(self, avatar_id: str) -> dict:
+        result = await _call(self.renderer.to_async.delete_avatar, avatar_id)
+        _check(result)
+        return result
+
+    @app.get("/api/v1/assets/images", tags=["compatibility"])
+    async def assets_images(self) -> dict:
+        """The original prototype's listing of portraits (same data as /api/v1/avatars)."""
+        return {"images": [a["id"] for a in await _call(self.renderer.to_async.list_avatars)]}
+
+    @app.get("/api/v1/assets/voice-samples", tags=["compatibility"])
+    async def assets_voices(self) -> dict:
+        return {"voice_samples": [v["id"] for v in await _call(self.tts.to_async.voices)]}
+
+    @app.get("/health", tags=["health"])
+    async def health(self) -> JSONResponse:
+        """The original prototype's health shape: status, mode, device, models_loaded (+ engines)."""
+        try:
+            tts, avatar = await self.tts.to_async.info(), await self.renderer.to_async.info()
+        except Exception as exc:  # noqa: BLE001  (a down dependency is reported, not raised)
+            body = {"status": "initializing", "mode": _mode(), "models_loaded": False, "detail": type(exc).__name__}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        body = {"status": "healthy", "mode": _mode(), "device": avatar["device"], "models_loaded": True}
+        body |= {"engines": {"tts": tts["engine"], "avatar": avatar["renderer"]}, "models": {"tts": tts, "avatar": avatar}}
+        return JSONResponse(body | {"uptime_s": round(time.time() - self.started, 1)})
+
+
+def _mode() -> str:
+    return "remote" if (SERVING.tts_url or SERVING.render_url) else "local"
+
+
+def _model(d: dict):
+    from services.schemas import SynthesisResult
+
+    return SynthesisResult.model_validate(d)
+
+
+def _ranged(data: bytes, header: str | None, media_type: str) -> Response:
+    """Serve bytes honouring one `Range: bytes=a-b` (what browsers send when seeking)."""
+    size = len(data)
+    base = {"accept-ranges": "bytes"}
+    if not header or not header.startswith("bytes="):
+        return Response(data, media_type=media_type, headers=base)
+    try:
+        start_s, end_s = header[6:].split(",")[0].strip().split("-")
+        if start_s:
+            start, end = int(start_s), int(end_s) if end_s else size - 1
+        else:
+            start, end = size - int(end_s), size - 1
+    except ValueError:
+        return JSONResponse({"error": "invalid_range", "message": f"bad Range header {header!r}"}, status_code=416)
+    if start < 0 or start >= size or end < start:
+        return Response(status_code=416, headers=base | {"content-range": f"bytes */{size}"})
+    end = min(end, size - 1)
+    headers = base | {"content-range": f"bytes {start}-{end}/{size}"}
+    return Response(data[start : end + 1], status_code=206, media_type=media_type, headers=headers)

@@ -1,0 +1,66 @@
+"""TTSService: speech for a batch of texts (adaptive batching), audio + phoneme timings back."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import bentoml
+
+from models.settings import load_settings
+from services.common import capture, workers
+from services.schemas import SynthesisRequest, SynthesisResult, pack_audio
+
+SETTINGS = load_settings()
+SERVING = SETTINGS.serving
+
+
+@bentoml.service(name="tts", traffic={"timeout": SERVING.timeout_s}, workers=1)
+class TTSService:
+    def __init__(self) -> None:
+        from models.device import resolve_device
+        from models.tts import create_engine
+
+        s = load_settings()
+        self.device = resolve_device(s.device)
+        kwargs = {"model_path": s.tts.voice_path, "intra_op_threads": s.tts.intra_op_threads}
+        self.engine = create_engine(s.tts.engine, **(kwargs if s.tts.engine == "piper" else {}))
+        self.max_chars = s.tts.max_chars
+        # one onnxruntime session is thread-safe; a batch is spread over one thread per core
+        self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
+
+    @bentoml.api(
+        batchable=True, max_batch_size=SERVING.tts_max_batch_size, max_latency_ms=SERVING.tts_max_latency_ms
+    )
+    def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
+        """Adaptive batch: the items run in parallel threads (a padded ONNX batch is not faster on a CPU)."""
+        return list(self.pool.map(self._one, requests))
+
+    @bentoml.api
+    def synthesize_one(self, request: SynthesisRequest) -> SynthesisResult:
+        """The same without batching (used when serving.batching is off)."""
+        return self._one(request)
+
+    @bentoml.api
+    def voices(self) -> list[dict]:
+        e = self.engine
+        return [{"id": v, "engine": e.name, "languages": list(e.languages), "cloning": e.can_clone} for v in e.voices()]
+
+    @bentoml.api
+    def info(self) -> dict:
+        return {"engine": self.engine.name, "device": self.device, "sample_rate": self.engine.sample_rate}
+
+    def _one(self, req: SynthesisRequest) -> SynthesisResult:
+        def run() -> SynthesisResult:
+            from models.text import normalize_language, normalize_text
+            from models.tts import SynthesisOptions, synthesize
+
+            t = time.perf_counter()
+            text = normalize_text(req.text, self.max_chars)
+            voice = None if req.voice in (None, "", "default") else req.voice
+            speech = synthesize(self.engine, text, normalize_language(req.language), voice, SynthesisOptions(req.speed))
+            phonemes = [(p.symbol, p.start, p.duration) for p in speech.phonemes] if speech.phonemes else None
+            ms = (time.perf_counter() - t) * 1000
+            return SynthesisResult(audio=pack_audio(speech.audio), sample_rate=speech.sample_rate, phonemes=phonemes, tts_ms=ms)
+
+        return capture(run, lambda f: SynthesisResult(error=f))
