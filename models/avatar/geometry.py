@@ -13,7 +13,7 @@ import numpy as np
 
 from models.avatar import landmarks as lm
 
-OPEN_PER_JAW = 0.75  # lip gap at jaw=1, in half mouth widths
+OPEN_PER_JAW = 0.6  # lip gap at jaw=1, in half mouth widths
 
 
 @dataclass(frozen=True)

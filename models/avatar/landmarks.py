@@ -37,19 +37,52 @@ def image_hash(rgb: np.ndarray) -> str:
 
 
 def detect_landmarks(rgb: np.ndarray) -> np.ndarray:
-    """(468, 2) float32 pixel coordinates of the most prominent face; NoFaceFound when there is none."""
+    """(468, 2) float32 pixel coordinates of the most prominent face; NoFaceFound when there is none.
+
+    Face Mesh's own detector only sees faces that fill much of the image, so when it finds none, the
+    full-range face detector locates the face and the mesh runs again on a crop around it.
+    """
+    points = _mesh(rgb)
+    if points is None:
+        box = _detect_box(rgb)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            crop = points = _mesh(rgb[y0:y1, x0:x1])
+            points = None if crop is None else crop + np.array([x0, y0], np.float32)
+    if points is None:
+        raise NoFaceFound(
+            "no face was found in the image",
+            allowed="a photo with one clearly visible, roughly frontal face (at least ~100 px wide)",
+        )
+    return points
+
+
+def _mesh(rgb: np.ndarray) -> np.ndarray | None:
     import mediapipe as mp
 
     with _LOCK, mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
         result = mesh.process(np.ascontiguousarray(rgb))
     if not result.multi_face_landmarks:
-        raise NoFaceFound(
-            "no face was found in the image",
-            allowed="a photo with one clearly visible, roughly frontal face (at least ~100 px wide)",
-        )
-    pts = result.multi_face_landmarks[0].landmark
+        return None
     h, w = rgb.shape[:2]
+    pts = result.multi_face_landmarks[0].landmark
     return np.array([(p.x * w, p.y * h) for p in pts[:468]], dtype=np.float32)
+
+
+def _detect_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Square box (2.2x the detected face) around the most confident face, from the full-range detector."""
+    import mediapipe as mp
+
+    with _LOCK, mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as det:
+        result = det.process(np.ascontiguousarray(rgb))
+    if not result.detections:
+        return None
+    h, w = rgb.shape[:2]
+    best = max(result.detections, key=lambda d: d.score[0]).location_data.relative_bounding_box
+    cx, cy = (best.xmin + best.width / 2) * w, (best.ymin + best.height / 2) * h
+    half = 1.1 * max(best.width * w, best.height * h)
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    return x0, y0, int(min(w, cx + half)), int(min(h, cy + half))
 
 
 def cached_landmarks(rgb: np.ndarray, cache_dir: Path | None) -> np.ndarray:

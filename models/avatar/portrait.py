@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from models.media.audio import rms_envelope
 
 from models.avatar.base import SpeechTrack, register_renderer
 from models.avatar.controls import Controls, MotionConfig, Segment, build_controls
@@ -19,6 +18,7 @@ from models.avatar.geometry import Portrait, prepare
 from models.avatar.landmarks import cached_landmarks, image_hash
 from models.avatar.warp import MapBuilder, Pose, paint_mouth
 from models.errors import InvalidInput
+from models.media.audio import rms_envelope
 
 SIZES = (128, 1024)  # allowed output sizes (inclusive range, even numbers)
 FPS = (10, 60)
@@ -94,7 +94,7 @@ class PortraitRenderer:
         envelope = rms_envelope(speech.audio, speech.sample_rate, self.fps, n_frames)
         segments = [Segment(*p) for p in speech.phonemes] if speech.phonemes else None
         motion = MotionConfig(**{**self.motion.__dict__, "seed": seed})
-        return build_controls(n_frames, self.fps, envelope, segments, motion, avatar.portrait.mouth.rest_open)
+        return build_controls(n_frames, self.fps, envelope, segments, motion)  # lips closed in silence
 
     def frames(self, avatar: Avatar, plan: Controls, chunk: int = 25) -> Iterator[np.ndarray]:
         for start in range(0, len(plan), chunk):

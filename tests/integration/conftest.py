@@ -61,7 +61,12 @@ class Server:
 def serve(tmp_path):
     """serve(target, **env) -> a ready Server; all are stopped at the end of the test."""
     started: list[Server] = []
-    base = {"AVATAR_DATA_DIR": str(tmp_path / "data"), "BENTOML_DO_NOT_TRACK": "true", "AVATAR_SIZE": "128", "AVATAR_FPS": "12"}
+    base = {
+        "AVATAR_DATA_DIR": str(tmp_path / "data"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "AVATAR_SIZE": "128",
+        "AVATAR_FPS": "12",
+    }
 
     def start(target: str, wait: bool = True, **env: str) -> Server:
         server = Server(target, {**base, **env}, tmp_path / f"serve-{len(started)}.log")

@@ -17,7 +17,7 @@ def batch_sizes(metrics: str) -> dict[str, tuple[float, float]]:
     """{service name: (sum, count)} of bentoml_service_adaptive_batch_size."""
     out: dict[str, tuple[float, float]] = {}
     for kind in ("sum", "count"):
-        for m in re.finditer(rf'^bentoml_service_adaptive_batch_size_{kind}\{{([^}}]*)\}} ([0-9.e+]+)$', metrics, re.M):
+        for m in re.finditer(rf"^bentoml_service_adaptive_batch_size_{kind}\{{([^}}]*)\}} ([0-9.e+]+)$", metrics, re.M):
             name = re.search(r'service_name="([^"]+)"', m.group(1)).group(1)
             s, c = out.get(name, (0.0, 0.0))
             out[name] = (s + float(m.group(2)), c) if kind == "sum" else (s, c + float(m.group(2)))

@@ -15,7 +15,12 @@ pytestmark = pytest.mark.service
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
-    env = {"AVATAR_DATA_DIR": str(root), "AVATAR_SIZE": "128", "AVATAR_FPS": "12", "AVATAR__SERVING__MAX_UPLOAD_MB": "1"}
+    env = {
+        "AVATAR_DATA_DIR": str(root),
+        "AVATAR_SIZE": "128",
+        "AVATAR_FPS": "12",
+        "AVATAR__SERVING__MAX_UPLOAD_MB": "1",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from starlette.testclient import TestClient
@@ -137,7 +142,9 @@ def test_tts_wav(client):
 
 @pytest.mark.parametrize("fmt", ["wav", "pcm", "flac", "mp3", "opus"])
 def test_openai_speech_formats(client, fmt):
-    r = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hello.", "voice": "default", "response_format": fmt})
+    r = client.post(
+        "/v1/audio/speech", json={"model": "tts-1", "input": "Hello.", "voice": "default", "response_format": fmt}
+    )
     assert r.status_code == 200, r.text
     assert len(r.content) > 1000
 
@@ -173,7 +180,11 @@ def test_avatar_lifecycle(client, portrait_rgb):
 def test_avatar_upload_errors(client):
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
-    _assert_error(client.post("/api/v1/avatars", files={"photo": ("n.png", _png(noise, ".png"), "image/png")}), 422, "no_face_found")
+    _assert_error(
+        client.post("/api/v1/avatars", files={"photo": ("n.png", _png(noise, ".png"), "image/png")}),
+        422,
+        "no_face_found",
+    )
     _assert_error(client.post("/api/v1/avatars", files={"photo": ("x.png", b"hello", "image/png")}), 400, mention="png")
     big = b"\xff" * 1_100_000
     _assert_error(client.post("/api/v1/avatars", files={"photo": ("big.jpg", big, "image/jpeg")}), 413)

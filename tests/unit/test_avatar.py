@@ -181,7 +181,12 @@ def test_torch_backend_matches_cv2(avatar, portrait_rgb):
     pytest.importorskip("torch")
     torch_r = PortraitRenderer(size=256, backend="torch", device="cpu")
     t_avatar = torch_r.prepare(portrait_rgb)
-    c = Controls(np.array([0.0, 0.8]), np.array([0.0, 0.3]), np.array([0.0, 1.0]), np.array([[0, 0, 0, 0], [2, 0.02, 0.01, 0.01]]))
+    c = Controls(
+        np.array([0.0, 0.8]),
+        np.array([0.0, 0.3]),
+        np.array([0.0, 1.0]),
+        np.array([[0, 0, 0, 0], [2, 0.02, 0.01, 0.01]]),
+    )
     cv = PortraitRenderer(size=256, backend="cv2").render_batch([(avatar, c, None)])[0].astype(np.int16)
     tr = torch_r.render_batch([(t_avatar, c, None), (t_avatar, c, range(1, 2))])
     assert len(tr) == 2 and tr[0].shape == cv.shape and len(tr[1]) == 1

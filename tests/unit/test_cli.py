@@ -1,0 +1,72 @@
+"""The `avatar` command: good runs print timings; bad input exits non-zero with one line, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AVATAR_SIZE", "128")
+
+
+def test_generate_prints_timings(tmp_path, capsys):
+    out = tmp_path / "hi.mp4"
+    assert main(["generate", "Hi there.", "-o", str(out), "--json", "--fps", "10"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert out.exists() and data["n_frames"] > 5
+    for key in ("tts_ms", "avatar_ms", "encode_ms", "total_ms", "audio_duration_s", "rtf"):
+        assert data[key] > 0
+
+
+def _image(tmp_path, rgb, name="img.png"):
+    path = tmp_path / name
+    cv2.imwrite(str(path), rgb)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["generate", "   ", "-o", "{tmp}/a.mp4"], "text is empty"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--language", "de"], "not supported"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--size", "7"], "size"),
+        (["generate", "Hi", "-o", "{tmp}/nope/a.mp4"], "does not exist"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--avatar", "{tmp}/missing.png"], "not found"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--avatar", "{grey}"], "no face"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--avatar", "{text}"], "not a readable image"),
+        (["generate", "Hi", "-o", "{tmp}/a.mp4", "--voice", "{tmp}/none.onnx"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, capsys, args, needle):
+    grey = _image(tmp_path, np.full((200, 200, 3), 120, np.uint8))
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    fmt = {"tmp": tmp_path, "grey": grey, "text": text}
+    code = main([a.format(**fmt) for a in args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("avatar: error:") and needle in err and "\n" not in err
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_console_script_never_shows_a_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("avatar")
+    env = {**os.environ, "AVATAR_DATA_DIR": str(tmp_path)}
+    r = subprocess.run(
+        [str(exe), "generate", "", "-o", str(tmp_path / "x.mp4")], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "text is empty" in r.stderr
+    r = subprocess.run([str(exe), "generate"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
