@@ -19,7 +19,7 @@ import numpy as np
 from models.avatar.base import create_renderer
 from models.avatar.controls import Controls
 from models.avatar.images import load_image
-from models.avatar.portrait import Avatar, PortraitRenderer, speech_track
+from models.avatar.portrait import Avatar, PortraitRenderer, check_video_options, speech_track
 from models.device import resolve_device
 from models.media import Mp4Writer
 from models.settings import Settings, VideoSettings, load_settings
@@ -82,7 +82,8 @@ class Pipeline:
 
     def renderer_for(self, size: int | None, fps: float | None) -> PortraitRenderer:
         """A renderer at another size/fps shares the settings (and the on-disk landmark cache)."""
-        key = (size or self.renderer.size, fps or self.renderer.fps)
+        key = (self.renderer.size if size is None else size, self.renderer.fps if fps is None else fps)
+        check_video_options(*key)
         if key not in self._renderers:
             r = self.renderer
             self._renderers[key] = PortraitRenderer(
