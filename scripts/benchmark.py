@@ -23,7 +23,7 @@ import numpy as np
 
 from models.avatar.portrait import PortraitRenderer, speech_track
 from models.media import Mp4Writer, decode_frames
-from models.pipeline import Pipeline
+from models.pipeline import Pipeline, default_image
 from models.settings import load_settings
 
 TEXTS = {
@@ -80,11 +80,12 @@ def backends(pipe: Pipeline, repeats: int) -> dict:
     """Per-frame warp cost of each backend on the same 2 requests x 25 frames (one batch)."""
     out = {}
     speech = pipe.speak(TEXTS["short (~2.5 s)"])
-    for name in ("cv2", "torch"):
-        r = PortraitRenderer(512, 25, backend=name, device="cpu")
-        avatar = r.prepare(pipe.avatar().portrait.image)
+    image = default_image(pipe.settings)
+    for name, backend, threads in (("cv2, 1 thread", "cv2", 1), ("cv2, 2 threads", "cv2", 2), ("torch", "torch", 1)):
+        r = PortraitRenderer(512, 25, backend=backend, device="cpu", threads=threads)
+        avatar = r.prepare(image)
         plan = r.plan(avatar, speech_track(speech.audio, speech.sample_rate, speech.phonemes))
-        jobs = [(avatar, plan)] * 2
+        jobs = [(avatar, plan, None)] * 2
         s, frames = median_time(lambda r=r, jobs=jobs: r.render_batch(jobs), repeats)
         out[name] = s / sum(len(f) for f in frames) * 1000
     return out
@@ -99,6 +100,19 @@ def contact_sheet(video: Path, out: Path, n: int = 12) -> None:
         cv2.putText(tile, f"{i / 25:.2f}s", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
         tiles.append(tile)
     rows = [np.concatenate(tiles[k : k + 6], 1) for k in range(0, n, 6)]
+    cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+
+
+def mouth_strip(video: Path, out: Path, start_s: float = 2.0, n: int = 24) -> None:
+    """Consecutive frames (1 s at 25 fps) zoomed on the mouth: lip shapes, closures and smoothness at a glance."""
+    frames = decode_frames(video)
+    first = int(start_s * 25)
+    tiles = []
+    for i in range(first, min(first + n, len(frames))):
+        tile = cv2.resize(frames[i][210:370, 150:362], (212, 160), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, f"{i}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    rows = [np.concatenate(tiles[k : k + 8], 1) for k in range(0, len(tiles) - 7, 8)]
     cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
 
@@ -147,6 +161,7 @@ def main() -> int:
         sheet_video = args.out / "long.mp4"
         pipe.generate(TEXTS["long (~20 s)"], sheet_video)
         contact_sheet(sheet_video, args.out / "contact_sheet.png")
+        mouth_strip(sheet_video, args.out / "mouth_strip.png")
     (args.out / "benchmark.json").write_text(json.dumps({"results": results, "warp_ms": warp}, indent=2))
     table = markdown(results, warp)
     print(table)

@@ -42,7 +42,8 @@ class MotionConfig:
     idle_roll: float = 1.2  # degrees
     idle_shift: float = 0.012
     nod: float = 0.012  # speech-linked nod depth
-    coarticulation: float = 0.035  # smoothing time constant of the mouth, seconds
+    coarticulation: float = 0.028  # smoothing time constant of the mouth, seconds
+    jaw_gain: float = 1.5  # smoothing flattens the peaks; this restores a visibly moving mouth
     seed: int = 0
 
 
@@ -115,7 +116,8 @@ def mouth_from_phonemes(segments: Sequence[Segment], n_frames: int, fps: float, 
     wide = _gaussian(wide, cfg.coarticulation * hz)
     # a bilabial shorter than a frame must still shut the lips on the frame it falls in
     closure = _per_frame(_gaussian(closed, 0.01 * hz), hz, n_frames, fps, np.max)
-    jaw_f = _per_frame(jaw, hz, n_frames, fps, np.mean) * (1 - np.clip(closure * 1.4, 0, 1))
+    jaw_f = np.clip(_per_frame(jaw, hz, n_frames, fps, np.mean) * cfg.jaw_gain, 0, 1)
+    jaw_f *= 1 - np.clip(closure * 2.0, 0, 1)
     return jaw_f.astype(np.float32), _per_frame(wide, hz, n_frames, fps, np.mean)
 
 
