@@ -175,7 +175,8 @@ def render_videos(
     times = [StageTimes() for _ in jobs]
     longest = max(len(j.plan) for j in jobs)
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(_writer(renderer, j, video)) for j in jobs]
+        threads = 1 if len(jobs) > 1 else 0  # several videos: one x264 thread each beats oversubscribed pools
+        writers = [stack.enter_context(_writer(renderer, j, video, threads)) for j in jobs]
         encoders = [stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="x264")) for _ in jobs]
         pending: list[Future] = [e.submit(_timed, times[k], w.write_audio, jobs[k].audio, jobs[k].sample_rate)
                                  for k, (e, w) in enumerate(zip(encoders, writers, strict=True))]  # fmt: skip
@@ -198,9 +199,9 @@ def render_videos(
     return times
 
 
-def _writer(renderer: PortraitRenderer, job: VideoJob, video: VideoSettings) -> Mp4Writer:
-    size = renderer.size
-    return Mp4Writer(job.out_path, size, size, renderer.fps, job.sample_rate, preset=video.preset, crf=video.crf)
+def _writer(renderer: PortraitRenderer, job: VideoJob, video: VideoSettings, threads: int) -> Mp4Writer:
+    size, fps, sr = renderer.size, renderer.fps, job.sample_rate
+    return Mp4Writer(job.out_path, size, size, fps, sr, preset=video.preset, crf=video.crf, threads=threads)
 
 
 def _timed(times: StageTimes, fn, *args) -> None:

@@ -39,6 +39,15 @@ class AvatarService:
     )
     def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
         """Adaptive batch of utterances -> one MP4 each (base64)."""
+        return self._render_all(requests)
+
+    @bentoml.api
+    def render_one(self, request: RenderRequest) -> RenderResult:
+        """The same without batching (used when serving.batching is off)."""
+        return self._render_all([request])[0]
+
+    def _render_all(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        # (API methods called through `self` go back through BentoML's dispatcher: keep the work in plain methods)
         results: list[RenderResult | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, req in enumerate(requests):  # requests at the same size/fps share renders
@@ -46,10 +55,6 @@ class AvatarService:
         for (size, fps), idx in groups.items():
             self._render_group([requests[i] for i in idx], size, fps, idx, results)
         return results  # type: ignore[return-value]
-
-    @bentoml.api
-    def render_one(self, request: RenderRequest) -> RenderResult:
-        return self.render([request])[0]
 
     @bentoml.api
     def add_avatar(self, image: str, name: str | None = None) -> dict:

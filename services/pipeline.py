@@ -70,13 +70,21 @@ class _Passthrough(AvatarError):
         return self.body
 
 
+class BackendFailed(AvatarError):
+    status = 502
+    code = "backend_error"
+
+
 async def _call(fn, *args):
-    """Call a dependency; a dependency that is down or overloaded becomes 503 with Retry-After."""
+    """Call a dependency: down or overloaded -> 503 with Retry-After; a crash inside it -> 502."""
     try:
         return await fn(*args)
     except AvatarError:
         raise
-    except Exception as exc:  # BentoML client errors: connection refused, 503 from its batcher, timeouts
+    except Exception as exc:  # BentoML client errors: connection refused, 503 from its batcher, timeouts, 500s
+        code = int(getattr(exc, "error_code", 0) or 0)
+        if code >= 500 and code not in (502, 503, 504):
+            raise BackendFailed(f"a backend service failed on this request: {exc}") from exc
         raise Unavailable(f"a backend service is unavailable or overloaded: {type(exc).__name__}") from exc
 
 

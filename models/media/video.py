@@ -24,7 +24,16 @@ class _Encoder:
     """Streams of one container: H.264 yuv420p video + mono AAC audio."""
 
     def __init__(
-        self, container, width: int, height: int, fps: float, sample_rate: int, preset: str, crf: int, gop: int | None
+        self,
+        container,
+        width: int,
+        height: int,
+        fps: float,
+        sample_rate: int,
+        preset: str,
+        crf: int,
+        gop: int | None,
+        threads: int = 0,
     ):
         self.container = container
         self.rate = Fraction(fps).limit_denominator(1001)
@@ -36,6 +45,7 @@ class _Encoder:
             opts |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         v.codec_context.options = opts
         v.thread_type = "AUTO"
+        v.codec_context.thread_count = threads  # 0 = x264 decides; 1 when many videos encode side by side
         a = container.add_stream("aac", rate=sample_rate)
         a.layout, a.bit_rate = "mono", 64000
         self.video, self.audio_stream = v, a
@@ -85,7 +95,7 @@ class Mp4Writer:
     """An MP4 written to a temporary file beside `path` and renamed into place only when complete."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, sample_rate: int,
-                 preset: str = "veryfast", crf: int = 23, gop: int | None = None):  # fmt: skip
+                 preset: str = "veryfast", crf: int = 23, gop: int | None = None, threads: int = 0):  # fmt: skip
         import av
 
         self.path = Path(path)
@@ -93,7 +103,7 @@ class Mp4Writer:
         os.close(fd)
         self.tmp = Path(tmp)
         self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
-        self.enc = _Encoder(self.container, width, height, fps, sample_rate, preset, crf, gop)
+        self.enc = _Encoder(self.container, width, height, fps, sample_rate, preset, crf, gop, threads)
         self.closed = False
 
     def write_frames(self, frames: Iterable[np.ndarray]) -> None:
