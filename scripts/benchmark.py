@@ -91,6 +91,24 @@ def backends(pipe: Pipeline, repeats: int) -> dict:
     return out
 
 
+def batched_warp(size: int = 512, batches=(1, 4, 16, 32)) -> dict[int, float]:
+    """torch grid_sample alone, per frame, by batch size: where batching the frames of requests pays."""
+    import torch
+
+    img = torch.rand(1, 3, size, size)
+    out = {}
+    for n in batches:
+        grid = torch.rand(n, size, size, 2) * 2 - 1
+        src = img.expand(n, -1, -1, -1)
+        torch.nn.functional.grid_sample(src, grid, align_corners=True)
+        reps = max(2, 64 // n)
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.nn.functional.grid_sample(src, grid, align_corners=True)
+        out[n] = (time.perf_counter() - t) / reps / n * 1000
+    return out
+
+
 def contact_sheet(video: Path, out: Path, n: int = 12) -> None:
     frames = decode_frames(video)
     idx = np.linspace(0, len(frames) - 1, n).astype(int)
@@ -116,7 +134,7 @@ def mouth_strip(video: Path, out: Path, start_s: float = 2.0, n: int = 24) -> No
     cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
 
-def markdown(results: dict, warp: dict) -> str:
+def markdown(results: dict, warp: dict, batched: dict[int, float]) -> str:
     lines = [
         f"Measured by `make bench` on {platform.machine()}, {__import__('os').cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}; 512x512, 25 fps, x264 veryfast, medians of the runs.",
@@ -135,6 +153,8 @@ def markdown(results: dict, warp: dict) -> str:
         )
     lines += ["", "Warp backends on this CPU (2 requests x ~60 frames in one batch, per frame incl. mouth drawing): "]
     lines[-1] += ", ".join(f"{k} {v:.1f} ms" for k, v in warp.items())
+    lines += ["", "torch `grid_sample` alone at 512x512 on this CPU, per frame by batch size: "]
+    lines[-1] += ", ".join(f"{n}: {v:.2f} ms" for n, v in batched.items())
     return "\n".join(lines)
 
 
@@ -158,12 +178,14 @@ def main() -> int:
         pipe.generate("Warm up.", tmp / "warm.mp4")
         results = {name: measure(pipe, text, tmp, args.repeats) for name, text in TEXTS.items()}
         warp = backends(pipe, args.repeats)
+        batched = batched_warp()
         sheet_video = args.out / "long.mp4"
         pipe.generate(TEXTS["long (~20 s)"], sheet_video)
         contact_sheet(sheet_video, args.out / "contact_sheet.png")
         mouth_strip(sheet_video, args.out / "mouth_strip.png")
-    (args.out / "benchmark.json").write_text(json.dumps({"results": results, "warp_ms": warp}, indent=2))
-    table = markdown(results, warp)
+    record = {"results": results, "warp_ms": warp, "grid_sample_ms_per_frame": batched}
+    (args.out / "benchmark.json").write_text(json.dumps(record, indent=2))
+    table = markdown(results, warp, batched)
     print(table)
     if args.readme:
         update_readme(args.readme, table)
