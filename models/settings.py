@@ -55,9 +55,9 @@ class ServingSettings(_Section):
     render_url: str | None = None  # same for the avatar service
     batching: bool = True  # off: the API calls the non-batched endpoints (for comparison)
     tts_max_batch_size: int = 8
-    tts_max_latency_ms: int = 60000
+    tts_max_latency_ms: int = 5000
     render_max_batch_size: int = 8
-    render_max_latency_ms: int = 120000
+    render_max_latency_ms: int = 20000
     max_concurrency: int = 64  # requests in flight per API worker before 429
     timeout_s: int = 300
     max_upload_mb: float = 10
