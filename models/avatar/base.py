@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from models.errors import InvalidInput
+from models.registry import Registry
 
 
 @dataclass
@@ -42,28 +42,11 @@ class Renderer(Protocol):
         """Frames of several requests rendered together: one (n_i, size, size, 3) array per job."""
 
 
-_RENDERERS: dict[str, Callable[..., Renderer]] = {}
-
-
-def register_renderer(name: str) -> Callable:
-    def deco(factory: Callable[..., Renderer]) -> Callable[..., Renderer]:
-        _RENDERERS[name] = factory
-        return factory
-
-    return deco
-
-
-def available_renderers() -> list[str]:
-    _load_builtin()
-    return sorted(_RENDERERS)
-
-
-def create_renderer(name: str, **kwargs: Any) -> Renderer:
-    _load_builtin()
-    if name not in _RENDERERS:
-        raise InvalidInput(f"unknown renderer {name!r}", allowed=sorted(_RENDERERS), field="renderer")
-    return _RENDERERS[name](**kwargs)
-
-
 def _load_builtin() -> None:
     import models.avatar.portrait  # noqa: F401  (registers "portrait")
+
+
+RENDERERS: Registry[Renderer] = Registry("renderer", "renderer", _load_builtin)
+register_renderer = RENDERERS.register
+available_renderers = RENDERERS.names
+create_renderer = RENDERERS.create
