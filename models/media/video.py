@@ -41,8 +41,8 @@ class _Encoder:
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.codec_context.time_base = 1 / self.rate
         opts = {"preset": preset, "crf": str(crf)}
-        if gop:
-            opts |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        if gop:  # streaming: fixed GOPs and no encoder delay, so each fragment is out as soon as it is complete
+            opts |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "tune": "zerolatency"}
         v.codec_context.options = opts
         v.thread_type = "AUTO"
         v.codec_context.thread_count = threads  # 0 = x264 decides; 1 when many videos encode side by side
@@ -172,7 +172,7 @@ class FragmentedMp4Writer:
 
         self.buf = io.BytesIO()
         flags = "frag_keyframe+empty_moov+default_base_moof"
-        self.container = av.open(self.buf, "w", format="mp4", options={"movflags": flags})
+        self.container = av.open(self.buf, "w", format="mp4", options={"movflags": flags, "flush_packets": "1"})
         self.enc = _Encoder(self.container, width, height, fps, sample_rate, preset, crf, gop or max(1, round(fps)))
         self.sent = 0
 

@@ -1,0 +1,42 @@
+import pytest
+
+from models.device import resolve_device
+from models.errors import InvalidInput
+from models.settings import load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults():
+    s = load_settings(env={})
+    assert s.tts.engine == "piper" and s.avatar.size == 512 and s.avatar.fps == 25 and s.serving.tts_url is None
+
+
+def test_env_overrides_and_profile(tmp_path):
+    env = {"AVATAR_SIZE": "256", "AVATAR_TTS_URL": "http://gpu:3001", "AVATAR__VIDEO__PRESET": "ultrafast"}
+    s = load_settings(env=env | {"AVATAR_PROFILE": "cpu"})
+    assert s.avatar.size == 256 and s.serving.tts_url == "http://gpu:3001" and s.video.preset == "ultrafast"
+    assert s.device == "cpu" and s.serving.batching is False
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text("avatar:\n  fps: 30\n")
+    assert load_settings(env={"AVATAR_CONFIG": str(cfg)}).avatar.fps == 30
+
+
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        ({"AVATAR_SIZE": "big"}, "avatar.size"),
+        ({"AVATAR__AVATAR__COLOUR": "red"}, "colour"),
+        ({"AVATAR_PROFILE": "tpu"}, "profile"),
+    ],
+)
+def test_bad_settings_name_the_problem(env, needle):
+    with pytest.raises(InvalidInput, match=needle):
+        load_settings(env=env)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda", "mps")
+    with pytest.raises(InvalidInput):
+        resolve_device("tpu")
