@@ -22,7 +22,7 @@ from models.avatar.images import load_image
 from models.avatar.portrait import Avatar, PortraitRenderer, check_video_options, speech_track
 from models.device import resolve_device
 from models.media import Mp4Writer
-from models.settings import Settings, VideoSettings, load_settings
+from models.settings import Settings, VideoSettings, load_settings, tts_engine_kwargs
 from models.text import normalize_language, normalize_text
 from models.tts import SynthesisOptions, create_engine, synthesize
 from models.tts.base import Speech
@@ -67,7 +67,7 @@ class Pipeline:
         self.settings = settings or load_settings()
         s = self.settings
         self.device = resolve_device(s.device)
-        self.tts = tts or create_engine(s.tts.engine, **_tts_kwargs(s))
+        self.tts = tts or create_engine(s.tts.engine, **tts_engine_kwargs(s.tts))
         self.renderer: PortraitRenderer = renderer or create_renderer(
             s.avatar.renderer,
             size=s.avatar.size,
@@ -134,12 +134,6 @@ class Pipeline:
             n_frames=len(plan),
         )
         return Result(Path(out_path), timings, speech)
-
-
-def _tts_kwargs(s: Settings) -> dict:
-    if s.tts.engine == "piper":
-        return {"model_path": s.tts.voice_path, "intra_op_threads": s.tts.intra_op_threads}
-    return {}
 
 
 @dataclass

@@ -18,10 +18,19 @@ class _Section(BaseModel):
 
 
 class TTSSettings(_Section):
-    engine: str = "piper"
+    engine: str = "auto"
+    routes: dict[str, str] = {"en": "piper", "es": "espeak", "zh-cn": "espeak"}  # language -> engine for "auto"
     voice_path: str | None = None
     max_chars: int = 2000
     intra_op_threads: int = 1
+
+
+def tts_engine_kwargs(s: TTSSettings) -> dict:
+    """Constructor arguments of the configured engine (the router passes each engine its own)."""
+    per_engine = {"piper": {"model_path": s.voice_path, "intra_op_threads": s.intra_op_threads}}
+    if s.engine == "auto":
+        return {"routes": s.routes, "engine_kwargs": per_engine}
+    return per_engine.get(s.engine, {})
 
 
 class AvatarSettings(_Section):

@@ -19,12 +19,12 @@ SERVING = SETTINGS.serving
 class TTSService:
     def __init__(self) -> None:
         from models.device import resolve_device
+        from models.settings import tts_engine_kwargs
         from models.tts import create_engine
 
         s = load_settings()
         self.device = resolve_device(s.device)
-        kwargs = {"model_path": s.tts.voice_path, "intra_op_threads": s.tts.intra_op_threads}
-        self.engine = create_engine(s.tts.engine, **(kwargs if s.tts.engine == "piper" else {}))
+        self.engine = create_engine(s.tts.engine, **tts_engine_kwargs(s.tts))
         self.max_chars = s.tts.max_chars
         # one onnxruntime session is thread-safe; a batch is spread over one thread per core
         self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
@@ -41,8 +41,7 @@ class TTSService:
 
     @bentoml.api
     def voices(self) -> list[dict]:
-        e = self.engine
-        return [{"id": v, "engine": e.name, "languages": list(e.languages), "cloning": e.can_clone} for v in e.voices()]
+        return [v.as_dict() for v in self.engine.voices()]
 
     @bentoml.api
     def info(self) -> dict:

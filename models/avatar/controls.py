@@ -85,7 +85,11 @@ def viseme(symbol: str) -> tuple[float, float] | None:
         return None
     if symbol in SILENCE:
         return (0.0, 0.0)
-    return _VOWELS.get(symbol) or _CONSONANTS.get(symbol) or (0.3, 0.0)
+    found = _VOWELS.get(symbol) or _CONSONANTS.get(symbol)
+    if found is None and len(symbol) > 1:  # eSpeak gives stressed and multi-letter phonemes ("ˈa", "ɑu", "ɕjˈe")
+        vowels = [_VOWELS[c] for c in symbol if c in _VOWELS]
+        found = max(vowels) if vowels else _CONSONANTS.get(symbol.strip("ˈˌːˑ")[:1])
+    return found or (0.3, 0.0)
 
 
 def _gaussian(x: np.ndarray, sigma_samples: float) -> np.ndarray:

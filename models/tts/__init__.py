@@ -1,6 +1,6 @@
 """Text-to-speech engines behind one protocol (`TTSEngine`) and a registry (`create_engine`)."""
 
-from models.tts.base import Phoneme, Speech, SpeechChunk, SynthesisOptions, TTSEngine, synthesize
+from models.tts.base import Phoneme, Speech, SpeechChunk, SynthesisOptions, TTSEngine, VoiceInfo, synthesize
 from models.tts.registry import available_engines, create_engine, register_engine
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "SpeechChunk",
     "SynthesisOptions",
     "TTSEngine",
+    "VoiceInfo",
     "available_engines",
     "create_engine",
     "register_engine",

@@ -65,6 +65,19 @@ class Speech:
 
 
 @dataclass(frozen=True)
+class VoiceInfo:
+    """A voice and the languages it speaks."""
+
+    id: str
+    engine: str
+    languages: tuple[str, ...]
+    cloned: bool = False
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "engine": self.engine, "languages": list(self.languages), "cloned": self.cloned}
+
+
+@dataclass(frozen=True)
 class SynthesisOptions:
     """Per-request options; None means the voice's own default."""
 
@@ -90,7 +103,7 @@ class TTSEngine(Protocol):
         self, text: str, language: str = "en", voice: str | None = None, options: SynthesisOptions | None = None
     ) -> Iterator[SpeechChunk]: ...
 
-    def voices(self) -> list[str]: ...
+    def voices(self) -> list[VoiceInfo]: ...
 
 
 def synthesize(

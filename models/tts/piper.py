@@ -11,7 +11,7 @@ import numpy as np
 
 from models.errors import EngineUnavailable, InvalidInput, UnsupportedLanguage
 from models.text import normalize_language
-from models.tts.base import Phoneme, SpeechChunk, SynthesisOptions
+from models.tts.base import Phoneme, SpeechChunk, SynthesisOptions, VoiceInfo
 
 
 def _default_voice() -> tuple[Path, Path]:
@@ -43,8 +43,8 @@ class PiperEngine:
         self.languages = (normalize_language(lang),)
         self.voice_name = model_path.name.removesuffix(".onnx")
 
-    def voices(self) -> list[str]:
-        return ["default"]
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo("default", self.name, self.languages)]
 
     def synthesize_stream(self, text: str, language: str = "en", voice: str | None = None,
                           options: SynthesisOptions | None = None) -> Iterator[SpeechChunk]:  # fmt: skip
@@ -68,7 +68,7 @@ class PiperEngine:
                 f"language {language!r} is not supported by this voice", allowed=list(self.languages), field="language"
             )
         if voice not in (None, "", "default", self.voice_name):
-            raise InvalidInput(f"unknown voice {voice!r}", allowed=self.voices(), field="voice")
+            raise InvalidInput(f"unknown voice {voice!r}", allowed=["default"], field="voice")
 
     def _timings(self, chunk) -> list[Phoneme] | None:
         """(phoneme, samples) alignments -> Phoneme list in seconds; None if the model has no alignment output."""

@@ -18,3 +18,25 @@ def _piper(**kwargs: Any) -> TTSEngine:
     from models.tts.piper import PiperEngine
 
     return PiperEngine(**kwargs)
+
+
+@register_engine("espeak")
+def _espeak(**kwargs: Any) -> TTSEngine:
+    from models.tts.espeak import EspeakEngine
+
+    return EspeakEngine(**kwargs)
+
+
+@register_engine("auto")
+def _auto(routes: dict[str, str], engine_kwargs: dict[str, dict] | None = None) -> TTSEngine:
+    """Route by language, e.g. {"en": "piper", "es": "espeak"}; each engine is built once."""
+    from models.tts.router import RoutedEngine
+
+    kwargs = engine_kwargs or {}
+    built: dict[str, TTSEngine] = {}
+    for name in routes.values():
+        if name not in built:
+            langs = tuple(lg for lg, n in routes.items() if n == name)
+            extra = {"languages": langs} if name == "espeak" else {}
+            built[name] = create_engine(name, **{**kwargs.get(name, {}), **extra})
+    return RoutedEngine({lang: built[name] for lang, name in routes.items()})

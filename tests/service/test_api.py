@@ -56,7 +56,7 @@ def test_health(client):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "healthy" and body["models_loaded"] is True
-    assert body["device"] in ("cpu", "cuda", "mps") and body["engines"] == {"tts": "piper", "avatar": "portrait"}
+    assert body["device"] in ("cpu", "cuda", "mps") and body["engines"] == {"tts": "auto", "avatar": "portrait"}
 
 
 def test_generate_then_download_with_ranges(client):

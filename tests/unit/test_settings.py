@@ -9,7 +9,13 @@ pytestmark = pytest.mark.unit
 
 def test_defaults():
     s = load_settings(env={})
-    assert s.tts.engine == "piper" and s.avatar.size == 512 and s.avatar.fps == 25 and s.serving.tts_url is None
+    assert (
+        s.tts.engine == "auto"
+        and s.tts.routes["es"] == "espeak"
+        and s.avatar.size == 512
+        and s.avatar.fps == 25
+        and s.serving.tts_url is None
+    )
 
 
 def test_env_overrides_and_profile(tmp_path):
