@@ -67,7 +67,7 @@ class Pipeline:
         self.settings = settings or load_settings()
         s = self.settings
         self.device = resolve_device(s.device)
-        self.tts = tts or create_engine(s.tts.engine, **tts_engine_kwargs(s.tts))
+        self.tts = tts or create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device))
         self.renderer: PortraitRenderer = renderer or create_renderer(
             s.avatar.renderer,
             size=s.avatar.size,

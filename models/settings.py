@@ -21,16 +21,27 @@ class TTSSettings(_Section):
     engine: str = "auto"
     routes: dict[str, str] = {"en": "piper", "es": "espeak", "zh-cn": "espeak"}  # language -> engine for "auto"
     voice_path: str | None = None
+    clone: str = "auto"  # auto: load XTTS for cloned voices when its weights are in the model store; off
+    xtts_model: str = "xtts-v2:latest"  # BentoML model-store tag
     max_chars: int = 2000
     intra_op_threads: int = 1
 
 
-def tts_engine_kwargs(s: TTSSettings) -> dict:
+def tts_engine_kwargs(settings: Settings, device: str = "cpu") -> dict:
     """Constructor arguments of the configured engine (the router passes each engine its own)."""
-    per_engine = {"piper": {"model_path": s.voice_path, "intra_op_threads": s.intra_op_threads}}
-    if s.engine == "auto":
-        return {"routes": s.routes, "engine_kwargs": per_engine}
-    return per_engine.get(s.engine, {})
+    from models.model_store import find_model, require_model
+
+    s = settings.tts
+    voices = settings.storage.root / "voices"
+    per_engine: dict = {"piper": {"model_path": s.voice_path, "intra_op_threads": s.intra_op_threads}}
+    if s.engine == "xtts":
+        hint = "import it with scripts/import_models.py xtts --from DIR"
+        per_engine["xtts"] = {"model_dir": require_model(s.xtts_model, hint), "voices_dir": voices, "device": device}
+    if s.engine != "auto":
+        return per_engine.get(s.engine, {})
+    found = find_model(s.xtts_model) if s.clone == "auto" else None
+    cloner = {"model_dir": found, "voices_dir": voices, "device": device} if found else None
+    return {"routes": s.routes, "engine_kwargs": per_engine, "cloner": cloner}
 
 
 class AvatarSettings(_Section):

@@ -187,6 +187,20 @@ class AvatarPipeline:
     async def voices(self) -> dict:
         return {"voices": await _call(self.tts.to_async.voices)}
 
+    @app.post("/api/v1/voices", tags=["voices"], status_code=201)
+    async def add_voice(self, clip: UploadFile = File(...), name: str | None = Form(None)) -> dict:
+        """Clone a voice from a 3-30 s reference clip (wav/mp3/flac/ogg); needs a cloning engine (xtts)."""
+        data = await _read_upload(clip, "clip")
+        result = await _call(self.tts.to_async.add_voice, base64.b64encode(data).decode(), name)
+        _check(result)
+        return result["voice"]
+
+    @app.delete("/api/v1/voices/{voice_id}", tags=["voices"])
+    async def delete_voice(self, voice_id: str) -> dict:
+        result = await _call(self.tts.to_async.delete_voice, voice_id)
+        _check(result)
+        return result
+
     @app.get("/api/v1/avatars", tags=["avatars"])
     async def avatars(self) -> dict:
         return {"avatars": await _call(self.renderer.to_async.list_avatars)}
@@ -194,10 +208,7 @@ class AvatarPipeline:
     @app.post("/api/v1/avatars", tags=["avatars"], status_code=201)
     async def add_avatar(self, photo: UploadFile = File(...), name: str | None = Form(None)) -> dict:
         """Upload a portrait photo (PNG/JPEG/WebP); rejected with 422 if no face is found."""
-        limit = int(SERVING.max_upload_mb * 1e6)
-        data = await photo.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"upload is larger than {SERVING.max_upload_mb:g} MB", field="photo")
+        data = await _read_upload(photo, "photo")
         result = await _call(self.renderer.to_async.add_avatar, base64.b64encode(data).decode(), name)
         _check(result)
         return result["avatar"]
@@ -231,6 +242,14 @@ class AvatarPipeline:
             "models": {"tts": tts, "avatar": avatar},
         }
         return JSONResponse(body | {"uptime_s": round(time.time() - self.started, 1)})
+
+
+async def _read_upload(upload: UploadFile, field: str) -> bytes:
+    limit = int(SERVING.max_upload_mb * 1e6)
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"upload is larger than {SERVING.max_upload_mb:g} MB", field=field)
+    return data
 
 
 def _mode() -> str:

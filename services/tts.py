@@ -15,6 +15,10 @@ SETTINGS = load_settings()
 SERVING = SETTINGS.serving
 
 
+def _error(failure) -> dict:
+    return {"error": failure.model_dump()}
+
+
 @bentoml.service(name="tts", traffic={"timeout": SERVING.timeout_s}, workers=1)
 class TTSService:
     def __init__(self) -> None:
@@ -24,7 +28,7 @@ class TTSService:
 
         s = load_settings()
         self.device = resolve_device(s.device)
-        self.engine = create_engine(s.tts.engine, **tts_engine_kwargs(s.tts))
+        self.engine = create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device))
         self.max_chars = s.tts.max_chars
         # one onnxruntime session is thread-safe; a batch is spread over one thread per core
         self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
@@ -42,6 +46,21 @@ class TTSService:
     @bentoml.api
     def voices(self) -> list[dict]:
         return [v.as_dict() for v in self.engine.voices()]
+
+    @bentoml.api
+    def add_voice(self, clip: str, name: str | None = None) -> dict:
+        """Clone a voice from a reference clip (base64 audio bytes); its conditioning latents are cached."""
+        import base64
+
+        from models.tts.base import clone_voice
+
+        return capture(lambda: {"voice": clone_voice(self.engine, name, base64.b64decode(clip))}, _error)
+
+    @bentoml.api
+    def delete_voice(self, voice_id: str) -> dict:
+        from models.tts.base import remove_voice
+
+        return capture(lambda: remove_voice(self.engine, voice_id) or {"deleted": voice_id}, _error)
 
     @bentoml.api
     def info(self) -> dict:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+# a model store of the tests' own: nothing a developer imported leaks in (tests that need one build it)
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bentoml-home-")
 
 
 @pytest.fixture(scope="session")

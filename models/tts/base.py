@@ -115,3 +115,20 @@ def synthesize(
 ) -> Speech:
     """The whole utterance (wraps the engine's sentence stream)."""
     return Speech.join(engine.synthesize_stream(text, language, voice, options))
+
+
+def clone_voice(engine: TTSEngine, name: str | None, clip: bytes) -> dict:
+    """Register a cloned voice with an engine that can clone; a clear error otherwise."""
+    if not getattr(engine, "can_clone", False):
+        raise InvalidInput(
+            f"the {engine.name} engine cannot clone voices",
+            allowed="the xtts engine: import XTTS-v2 weights with `scripts/import_models.py xtts --from DIR`",
+            field="clip",
+        )
+    return engine.add_voice(name, clip)
+
+
+def remove_voice(engine: TTSEngine, voice_id: str) -> None:
+    if not getattr(engine, "can_clone", False):
+        raise InvalidInput(f"the {engine.name} engine has no uploaded voices to delete", field="voice")
+    engine.delete_voice(voice_id)

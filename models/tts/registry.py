@@ -27,9 +27,19 @@ def _espeak(**kwargs: Any) -> TTSEngine:
     return EspeakEngine(**kwargs)
 
 
+@register_engine("xtts")
+def _xtts(**kwargs: Any) -> TTSEngine:
+    from models.tts.xtts import XttsEngine
+
+    return XttsEngine(**kwargs)
+
+
 @register_engine("auto")
-def _auto(routes: dict[str, str], engine_kwargs: dict[str, dict] | None = None) -> TTSEngine:
-    """Route by language, e.g. {"en": "piper", "es": "espeak"}; each engine is built once."""
+def _auto(
+    routes: dict[str, str], engine_kwargs: dict[str, dict] | None = None, cloner: dict | None = None
+) -> TTSEngine:
+    """Route by language, e.g. {"en": "piper", "es": "espeak"}; each engine is built once. `cloner` (kwargs of
+    an xtts engine) adds voice cloning: uploaded voices are spoken by it in all its languages."""
     from models.tts.router import RoutedEngine
 
     kwargs = engine_kwargs or {}
@@ -39,4 +49,5 @@ def _auto(routes: dict[str, str], engine_kwargs: dict[str, dict] | None = None) 
             langs = tuple(lg for lg, n in routes.items() if n == name)
             extra = {"languages": langs} if name == "espeak" else {}
             built[name] = create_engine(name, **{**kwargs.get(name, {}), **extra})
-    return RoutedEngine({lang: built[name] for lang, name in routes.items()})
+    extra = (create_engine("xtts", **cloner),) if cloner else ()
+    return RoutedEngine({lang: built[name] for lang, name in routes.items()}, extra)
