@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
     g.add_argument("--avatar", type=Path, help="portrait photo (default: the bundled portrait)")
     g.add_argument("--voice", help="voice name, or a Piper .onnx voice file")
+    g.add_argument("--voice-clip", type=Path, help="clone a voice from this 3-30 s clip for this run (needs XTTS)")
     g.add_argument("--language", default="en", help="language code (default: en)")
     g.add_argument("--fps", type=float, help="frames per second (default from settings: 25)")
     g.add_argument("--size", type=int, help="frame size in pixels, square (default from settings: 512)")
@@ -45,7 +46,8 @@ def _generate(args: argparse.Namespace) -> int:
     from models.avatar.images import load_image
     from models.pipeline import Pipeline
     from models.settings import load_settings
-    from models.tts import SynthesisOptions, create_engine
+    from models.tts import create_engine
+    from models.tts.base import remove_voice
 
     text = sys.stdin.read() if args.text == "-" else args.text
     settings = load_settings()
@@ -57,7 +59,37 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.output.parent.exists():
         raise AvatarError(f"output folder does not exist: {args.output.parent}", field="output")
     pipeline = Pipeline(settings, tts=tts)
-    result = pipeline.generate(
+    if args.voice_clip:
+        args.voice = _one_off_voice(pipeline, args.voice_clip)
+    try:
+        result = _run(pipeline, args, text, image)
+    finally:
+        if args.voice_clip:
+            remove_voice(pipeline.tts, args.voice)
+    t = result.timings
+    if args.json:
+        print(json.dumps({"output": str(result.path), **t.as_dict()}))
+    else:
+        print(
+            f"wrote {result.path}: {t.audio_duration_s:.2f} s of video, {t.n_frames} frames | "
+            f"tts {t.tts_ms:.0f} ms, avatar {t.avatar_ms:.0f} ms, encode {t.encode_ms:.0f} ms, "
+            f"total {t.total_ms:.0f} ms (RTF {t.rtf:.3f})"
+        )
+    return 0
+
+
+def _one_off_voice(pipeline, clip: Path) -> str:
+    from models.tts.base import clone_voice
+
+    if not clip.is_file():
+        raise AvatarError(f"voice clip not found: {clip}", field="voice_clip")
+    return clone_voice(pipeline.tts, clip.stem, clip.read_bytes())["id"]
+
+
+def _run(pipeline, args: argparse.Namespace, text: str, image):
+    from models.tts import SynthesisOptions
+
+    return pipeline.generate(
         text,
         args.output,
         language=args.language,
@@ -69,16 +101,6 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=None if args.quiet or not sys.stderr.isatty() else _progress,
     )
-    t = result.timings
-    if args.json:
-        print(json.dumps({"output": str(result.path), **t.as_dict()}))
-    else:
-        print(
-            f"wrote {result.path}: {t.audio_duration_s:.2f} s of video, {t.n_frames} frames | "
-            f"tts {t.tts_ms:.0f} ms, avatar {t.avatar_ms:.0f} ms, encode {t.encode_ms:.0f} ms, "
-            f"total {t.total_ms:.0f} ms (RTF {t.rtf:.3f})"
-        )
-    return 0
 
 
 def _info(_: argparse.Namespace) -> int:

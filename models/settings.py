@@ -21,7 +21,7 @@ class TTSSettings(_Section):
     engine: str = "auto"
     routes: dict[str, str] = {"en": "piper", "es": "espeak", "zh-cn": "espeak"}  # language -> engine for "auto"
     voice_path: str | None = None
-    clone: str = "auto"  # auto: load XTTS for cloned voices when its weights are in the model store; off
+    clone: bool = True  # load XTTS for cloned voices when its weights are in the model store
     xtts_model: str = "xtts-v2:latest"  # BentoML model-store tag
     max_chars: int = 2000
     intra_op_threads: int = 1
@@ -39,7 +39,7 @@ def tts_engine_kwargs(settings: Settings, device: str = "cpu") -> dict:
         per_engine["xtts"] = {"model_dir": require_model(s.xtts_model, hint), "voices_dir": voices, "device": device}
     if s.engine != "auto":
         return per_engine.get(s.engine, {})
-    found = find_model(s.xtts_model) if s.clone == "auto" else None
+    found = find_model(s.xtts_model) if s.clone else None
     cloner = {"model_dir": found, "voices_dir": voices, "device": device} if found else None
     return {"routes": s.routes, "engine_kwargs": per_engine, "cloner": cloner}
 

@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
 
 import cv2
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    env = {
-        "AVATAR_DATA_DIR": str(root),
-        "AVATAR_SIZE": "128",
-        "AVATAR_FPS": "12",
-        "AVATAR__SERVING__MAX_UPLOAD_MB": "1",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from starlette.testclient import TestClient
-
-    from services.pipeline import AvatarPipeline
-
-    with TestClient(AvatarPipeline.to_asgi()) as c:
-        yield c
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _png(rgb: np.ndarray, ext=".jpg") -> bytes:
@@ -202,3 +177,12 @@ def test_openapi_lists_the_routes(client):
     paths = client.get("/docs.json").json()["paths"]
     for p in ("/api/v1/generate", "/api/v1/tts", "/v1/audio/speech", "/api/v1/avatars", "/health"):
         assert p in paths
+
+
+def test_default_voice_speaks_three_languages(client):
+    voices = client.get("/api/v1/voices").json()["voices"]
+    assert set(voices[0]["languages"]) == {"en", "es", "zh-cn"}
+    for language, text in (("es", "Hola a todos."), ("zh", "你好。")):
+        r = client.post("/api/v1/generate", json={"text": text, "language": language})
+        assert r.status_code == 200, r.text
+    _assert_error(client.post("/api/v1/generate", json={"text": "Hi", "voice": "nobody"}), 404, mention="default")

@@ -3,28 +3,19 @@ tests' own by scripts/import_models.py, then found and loaded exactly as the ser
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from models.errors import InvalidInput, NotFound, UnsupportedLanguage
+from tests.helpers import speech_like_clip as _clip
 
 pytest.importorskip("TTS", reason="coqui-tts is not installed")
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _clip(seconds=4.0, sr=22050, silent=False) -> bytes:
-    t = np.arange(int(seconds * sr)) / sr
-    audio = np.zeros_like(t) if silent else 0.3 * np.sin(2 * np.pi * 160 * t) * (1 + np.sin(2 * np.pi * 4 * t))
-    buf = io.BytesIO()
-    sf.write(buf, audio.astype(np.float32), sr, format="WAV")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +130,17 @@ def test_real_xtts_weights_speak():
     engine.add_voice("ref", _clip(6.0))
     speech = synthesize(engine, "Hello there, this is a test.", "en")
     assert 1.0 < speech.duration < 6.0
+
+
+def test_cli_one_off_clone(store, tmp_path, monkeypatch, capsys):
+    from models.cli import main
+
+    monkeypatch.setenv("AVATAR_DATA_DIR", str(tmp_path / "data"))
+    clip = tmp_path / "me.wav"
+    clip.write_bytes(_clip())
+    out = tmp_path / "cloned.mp4"
+    assert main(["generate", "Hello.", "-o", str(out), "--voice-clip", str(clip), "--size", "128", "-q"]) == 0
+    assert out.exists() and not list((tmp_path / "data" / "voices").glob("*.wav"))  # the one-off voice is gone
+    monkeypatch.setenv("AVATAR__TTS__CLONE", "false")
+    assert main(["generate", "Hello.", "-o", str(out), "--voice-clip", str(clip)]) == 2
+    assert "cannot clone" in capsys.readouterr().err
