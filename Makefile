@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format serve bench bench-serving demo clean
+.PHONY: setup test test-fast lint format serve bench bench-serving bench-engines demo clean
 PORT ?= 3000
 
 setup:
@@ -30,6 +30,9 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/benchmark.py --readme README.md
+
+bench-engines: setup
+	$(PY) scripts/bench_engines.py --readme README.md
 
 bench-serving: setup
 	$(PY) scripts/bench_serving.py --readme README.md

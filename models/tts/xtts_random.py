@@ -37,7 +37,9 @@ def _tokenizer(vocab: Path):
     return VoiceBpeTokenizer(vocab_file=str(vocab))
 
 
-def build_random_xtts(folder: str | Path, tiny: bool = True, seed: int = 0) -> Path:
+def build_random_xtts(
+    folder: str | Path, tiny: bool = True, seed: int = 0, max_audio_tokens: int | None = None
+) -> Path:
     """Write model.pth, config.json and vocab.json of a random XTTS into `folder`; returns the folder."""
     import torch
     from TTS.tts.configs.xtts_config import XttsConfig
@@ -51,6 +53,8 @@ def build_random_xtts(folder: str | Path, tiny: bool = True, seed: int = 0) -> P
     if tiny:
         for k, v in TINY_ARGS.items():
             setattr(cfg.model_args, k, v)
+    if max_audio_tokens:  # random weights rarely emit the stop token: cap the generation length
+        cfg.model_args.gpt_max_audio_tokens = max_audio_tokens
     cfg.model_args.tokenizer_file = str(folder / "vocab.json")
     model = Xtts.init_from_config(cfg)
     model.tokenizer = _tokenizer(folder / "vocab.json")
