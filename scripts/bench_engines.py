@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from readme_section import replace_section
+
 TEXTS = {"en": "Hello there! It is good to see you again today.", "es": "¡Hola! Me alegro de verte otra vez hoy.",
          "zh-cn": "你好！今天又见到你，我很高兴。"}  # fmt: skip
-MARK_START, MARK_END = "<!-- engines:start -->", "<!-- engines:end -->"
 
 
 def rtf(engine, text: str, language: str, repeats: int = 3, **kw) -> tuple[float, float]:
@@ -88,9 +89,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.readme:
-        text = args.readme.read_text()
-        a, b = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
-        args.readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+        replace_section(args.readme, "engines", table)
     return 0
 
 

@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from readme_section import replace_section
 
 from services.launcher import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Hello there, it is good to see you again today."
-MARK_START, MARK_END = "<!-- serving:start -->", "<!-- serving:end -->"
 
 
 def one(url: str) -> tuple[float, float]:
@@ -101,9 +101,7 @@ def main() -> int:
     table = markdown(results)
     print(table)
     if args.readme:
-        text = args.readme.read_text()
-        a, b = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
-        args.readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+        replace_section(args.readme, "serving", table)
     return 0
 
 

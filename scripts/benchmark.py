@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from readme_section import replace_section
 
 from models.avatar.portrait import PortraitRenderer, speech_track
 from models.media import Mp4Writer, decode_frames
@@ -35,7 +36,6 @@ TEXTS = {
         "a little, the way people do when they speak. Nothing was downloaded, and no graphics card was used."
     ),
 }
-MARK_START, MARK_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:
@@ -158,12 +158,6 @@ def markdown(results: dict, warp: dict, batched: dict[int, float]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
-    a, b = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
-    readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
@@ -188,7 +182,7 @@ def main() -> int:
     table = markdown(results, warp, batched)
     print(table)
     if args.readme:
-        update_readme(args.readme, table)
+        replace_section(args.readme, "benchmark", table)
     return 0
 
 
