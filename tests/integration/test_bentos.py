@@ -1,0 +1,76 @@
+"""`bentoml build` of every bento, offline, and what the exported archives hold (the Docker build contexts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """All four bentos (cpu) plus the TTS bento (cuda), in a model store holding a tiny XTTS."""
+    home = tmp_path_factory.mktemp("bentoml-home")
+    env = {**os.environ, "BENTOML_HOME": str(home)}
+    out = tmp_path_factory.mktemp("dist")
+    src = tmp_path_factory.mktemp("xtts")
+    code = (
+        "import sys; sys.path.insert(0, 'scripts'); from models.tts.xtts_random import build_random_xtts; "
+        f"import import_models; import_models.main(['xtts', '--from', str(build_random_xtts('{src}'))])"
+    )
+    run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True}
+    subprocess.run([sys.executable, "-c", code], **run)
+    subprocess.run([sys.executable, "scripts/build_bentos.py", "--out", str(out)], **run)
+    subprocess.run(
+        [sys.executable, "scripts/build_bentos.py", "--units", "tts", "--flavor", "cuda", "--out", str(out)], **run
+    )
+    return out
+
+
+def _open(archive: Path, tmp_path: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "name,service,has_model",
+    [
+        ("realtime-avatar", "services.pipeline:AvatarPipeline", True),
+        ("realtime-avatar-tts", "services.tts:TTSService", True),
+        ("realtime-avatar-render", "services.avatar:AvatarService", False),
+        ("realtime-avatar-api", "services.pipeline:AvatarPipeline", False),
+    ],
+)
+def test_bento_contents(built, tmp_path, name, service, has_model):
+    root = _open(built / f"{name}.bento", tmp_path)
+    info = yaml.safe_load((root / "bento.yaml").read_text())
+    assert info["service"] == service and info["labels"]["flavor"] == "cpu"
+    assert any(m["tag"].startswith("xtts-v2:") for m in info["models"]) == has_model
+    if has_model:
+        assert list((root / "models" / "xtts-v2").glob("*/model.pth"))
+    for f in ("services/pipeline.py", "models/pipeline.py", "configs/default.yaml", "assets/astronaut.png"):
+        assert (root / "src" / f).exists(), f
+    dockerfile = (root / "env" / "docker" / "Dockerfile").read_text()
+    assert "USER bentoml" in dockerfile and "EXPOSE 3000" in dockerfile  # non-root, BentoML's port
+    assert "if [[ -v PORT ]]" in (root / "env" / "docker" / "entrypoint.sh").read_text()  # Cloud Run's $PORT
+    reqs = (root / "env" / "python" / "requirements.txt").read_text()
+    if name == "realtime-avatar-api":
+        assert "torch==" not in reqs and "libgl1" not in dockerfile
+    else:
+        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs and "torch==2.13.0" in reqs
+        assert "libgl1" in dockerfile and "env/docker/script__" in dockerfile  # container_setup.sh runs
+
+
+def test_cuda_flavour(built, tmp_path):
+    root = _open(built / "realtime-avatar-tts-cuda.bento", tmp_path)
+    assert "whl/cu126" in (root / "env" / "python" / "requirements.txt").read_text()
+    assert yaml.safe_load((root / "bento.yaml").read_text())["labels"]["flavor"] == "cuda"

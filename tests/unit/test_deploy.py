@@ -1,0 +1,85 @@
+"""Deployment files agree with each other and with the services: requirements, manifests, deploy scripts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.settings import load_settings
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reqs(lines) -> set[str]:
+    return {re.sub(r"\s+", "", line.split("#")[0]) for line in lines if line.split("#")[0].strip()}
+
+
+def test_bento_requirements_match_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _reqs(project["dependencies"]) | _reqs(project["optional-dependencies"]["xtts"]) | {"torch==2.13.0"}
+    assert _reqs((ROOT / "bentos" / "requirements.txt").read_text().splitlines()) == wanted
+    api = _reqs((ROOT / "bentos" / "requirements-api.txt").read_text().splitlines())
+    assert api <= wanted and not any(r.startswith(("torch", "coqui", "mediapipe", "piper")) for r in api)
+
+
+def _render(script: str, tmp_path: Path) -> str:
+    r = subprocess.run(["bash", f"scripts/{script}", "--project", "demo-proj", "--dry-run", "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    return r.stdout
+
+
+def _containers(doc) -> list[dict]:
+    return doc["spec"]["template"]["spec"]["containers"]
+
+
+def test_cloud_run_manifest(tmp_path):
+    out = _render("deploy_cloudrun.sh", tmp_path)
+    assert "gcloud run services replace" in out and "gcloud builds submit" in out
+    text = (tmp_path / "cloudrun.yaml").read_text()
+    assert "${" not in text
+    svc = yaml.safe_load(text)
+    spec, serving = svc["spec"]["template"]["spec"], load_settings(env={}).serving
+    assert spec["containerConcurrency"] == serving.max_concurrency and spec["timeoutSeconds"] == serving.timeout_s
+    assert spec["nodeSelector"]["run.googleapis.com/accelerator"] == "nvidia-l4"
+    assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/minScale"] == "0"
+    (c,) = spec["containers"]
+    assert c["image"].endswith("/realtime-avatar-cuda:latest") and c["ports"][0]["containerPort"] == 3000
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["startupProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/livez"
+    build = yaml.safe_load((tmp_path / "cloudbuild-all.yaml").read_text())
+    assert build["images"] == [c["image"]] and "env/docker/Dockerfile" in build["steps"][0]["args"]
+
+
+def test_gke_manifests_agree(tmp_path):
+    _render("deploy_gke.sh", tmp_path)
+    text = (tmp_path / "gke.yaml").read_text()
+    assert "${" not in text
+    docs = list(yaml.safe_load_all(text))
+    kinds = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    services = {name: d for (kind, name), d in kinds.items() if kind == "Service"}
+    deployments = {name: d for (kind, name), d in kinds.items() if kind == "Deployment"}
+    assert set(deployments) == {"realtime-avatar-tts", "realtime-avatar-render", "realtime-avatar-api"}
+    for name, dep in deployments.items():
+        (c,) = _containers(dep)
+        gpu = c["resources"].get("limits", {}).get("nvidia.com/gpu")
+        assert (gpu == "1") == (name != "realtime-avatar-api")
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert c["ports"][0]["containerPort"] == 3000 and "${" not in c["image"]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert services[name]["spec"]["selector"] == labels and services[name]["spec"]["ports"][0]["targetPort"] == 3000
+        hpa = kinds[("HorizontalPodAutoscaler", name)]
+        assert hpa["spec"]["scaleTargetRef"]["name"] == name
+    env = {e["name"]: e["value"] for e in _containers(deployments["realtime-avatar-api"])[0]["env"]}
+    assert env["AVATAR_TTS_URL"] == "http://realtime-avatar-tts:3000"
+    assert env["AVATAR_RENDER_URL"] == "http://realtime-avatar-render:3000"
+
+
+def test_deploy_scripts_need_a_project(tmp_path):
+    r = subprocess.run(["bash", "scripts/deploy_gke.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "--project" in r.stderr
