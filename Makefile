@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format serve bench bench-serving bench-engines demo clean
+.PHONY: setup test test-fast lint format serve bench bench-serving bench-engines bento demo clean
 PORT ?= 3000
 
 setup:
@@ -24,6 +24,9 @@ format: setup
 
 serve: setup
 	.venv/bin/bentoml serve . --port $(PORT)
+
+bento: setup
+	$(PY) scripts/build_bentos.py --flavor $(or $(FLAVOR),cpu)
 
 demo: setup
 	.venv/bin/avatar generate "Hello! I am a talking portrait, rendered on your CPU in real time." -o demo.mp4
