@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print the timings as JSON")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     sub.add_parser("info", help="show device, engines and settings")
+    e = sub.add_parser("eval", help="run scenarios and measure the videos (lip sync, blinks, jitter, timings)")
+    e.add_argument("--scenarios", type=Path, required=True, help="YAML list of {id, text, language, avatar, voice}")
+    e.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md, plots, videos")
+    e.add_argument("--url", help="evaluate a running server instead of the in-process pipeline")
+    e.add_argument("--baseline", type=Path, help="an earlier report.json: flags times worse by >20%%")
     return p
 
 
@@ -116,10 +121,31 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from models.evaluation.report import markdown, write_report
+    from models.evaluation.runner import load_scenarios, run_local, run_remote
+
+    scenarios = load_scenarios(args.scenarios)
+    if args.baseline and not args.baseline.is_file():
+        raise AvatarError(f"baseline not found: {args.baseline}", field="baseline")
+    videos = args.out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    if args.url:
+        results = run_remote(scenarios, videos, args.url)
+    else:
+        from models.pipeline import Pipeline
+
+        results = run_local(scenarios, videos, Pipeline())
+    report = write_report(results, args.out, args.baseline)
+    print(markdown(report["scenarios"], report["regressions"]), end="")
+    print(f"report: {args.out / 'report.json'}")
+    return 1 if report["regressions"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _generate, "info": _info}[args.command](args)
+        return {"generate": _generate, "info": _info, "eval": _eval}[args.command](args)
     except AvatarError as exc:
         allowed = f" (allowed: {exc.allowed})" if exc.allowed is not None else ""
         print(f"avatar: error: {exc.message}{allowed}", file=sys.stderr)

@@ -30,7 +30,8 @@ _CONSONANTS = {
 }  # fmt: skip
 BILABIAL = frozenset("mbp")
 SILENCE = frozenset("^$_.,;:!?¡¿…—-\"'()") | {"", "\n"}
-CARRY = frozenset("ˈˌːˑ̃ ")  # stress/length marks and word gaps: no target of their own
+CARRY = frozenset("ːˑ̃ ")  # length marks and word gaps: they hold the previous shape
+STRESS = frozenset("ˈˌ")  # stress marks come before their vowel: they take the next shape
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Controls:
 
 def viseme(symbol: str) -> tuple[float, float] | None:
     """(jaw, wide) target of one phoneme symbol; None for marks that only carry their neighbours."""
-    if symbol in CARRY:
+    if symbol in CARRY or symbol in STRESS:
         return None
     if symbol in SILENCE:
         return (0.0, 0.0)
@@ -107,6 +108,7 @@ def mouth_from_phonemes(segments: Sequence[Segment], n_frames: int, fps: float, 
     n = int(np.ceil(n_frames / fps * hz)) + 1
     jaw, wide, closed = np.full(n, rest, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
     last = (rest, 0.0)
+    segments = _stress_ahead(list(segments))
     for seg in segments:
         a, b = int(seg.start * hz), max(int((seg.start + seg.duration) * hz), int(seg.start * hz) + 1)
         target = viseme(seg.symbol)
@@ -123,6 +125,15 @@ def mouth_from_phonemes(segments: Sequence[Segment], n_frames: int, fps: float, 
     jaw_f = np.clip(_per_frame(jaw, hz, n_frames, fps, np.mean) * cfg.jaw_gain, 0, 1)
     jaw_f *= 1 - np.clip(closure * 2.0, 0, 1)
     return jaw_f.astype(np.float32), _per_frame(wide, hz, n_frames, fps, np.mean)
+
+
+def _stress_ahead(segments: list[Segment]) -> list[Segment]:
+    """A stress mark (Piper gives it a duration of its own) is the onset of the vowel after it: give it that vowel."""
+    out = list(segments)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].symbol in STRESS and i + 1 < len(out):
+            out[i] = Segment(out[i + 1].symbol, out[i].start, out[i].duration)
+    return out
 
 
 def _per_frame(track: np.ndarray, hz: float, n_frames: int, fps: float, reduce) -> np.ndarray:

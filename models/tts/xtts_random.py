@@ -56,7 +56,7 @@ def build_random_xtts(
     if max_audio_tokens:  # random weights rarely emit the stop token: cap the generation length
         cfg.model_args.gpt_max_audio_tokens = max_audio_tokens
     cfg.model_args.tokenizer_file = str(folder / "vocab.json")
-    model = Xtts.init_from_config(cfg)
+    model = Xtts(cfg)
     model.tokenizer = _tokenizer(folder / "vocab.json")
     model.init_models()  # the GPT is only built once a tokenizer is known
     torch.save({"model": model.state_dict()}, folder / "model.pth")

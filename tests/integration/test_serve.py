@@ -57,3 +57,16 @@ def test_remote_tts_by_url(serve):
     assert body["metadata"]["audio_duration_s"] > 0.5
     bad = httpx.post(api.url + "/api/v1/generate", json={"text": "Hola", "language": "fr"}, timeout=60)
     assert bad.status_code == 400 and "en" in bad.json()["allowed"]
+
+
+def test_eval_against_a_running_server(serve, tmp_path):
+    from models.cli import main
+
+    server = serve("services.pipeline:AvatarPipeline")
+    scen = tmp_path / "s.yaml"
+    scen.write_text("- {id: remote, text: 'Measured over HTTP.'}\n")
+    assert main(["eval", "--scenarios", str(scen), "--out", str(tmp_path / "out"), "--url", server.url]) == 0
+    import json
+
+    row = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"][0]
+    assert row["container_ok"] and row["total_ms"] > 0 and row["n_frames"] > 5
