@@ -32,7 +32,7 @@ demo: setup
 	.venv/bin/avatar generate "Hello! I am a talking portrait, rendered on your CPU in real time." -o demo.mp4
 
 bench: setup
-	$(PY) scripts/benchmark.py --readme README.md
+	$(PY) scripts/benchmark.py --serving --readme README.md
 
 bench-engines: setup
 	$(PY) scripts/bench_engines.py --readme README.md

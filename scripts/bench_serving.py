@@ -87,13 +87,13 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--requests", type=int, default=2, help="requests per client at each level")
     ap.add_argument("--readme", type=Path)
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         results = {mode: run_mode(mode == "on", args.levels, args.requests, Path(d)) for mode in ("on", "off")}

@@ -163,6 +163,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     ap.add_argument("--readme", type=Path)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--serving", action="store_true", help="also the serving benchmark (concurrency, batching on/off)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
@@ -183,6 +184,10 @@ def main() -> int:
     print(table)
     if args.readme:
         replace_section(args.readme, "benchmark", table)
+    if args.serving:  # same run: the real server under concurrent load, batching on and off
+        import bench_serving
+
+        bench_serving.main(["--out", str(args.out)] + (["--readme", str(args.readme)] if args.readme else []))
     return 0
 
 

@@ -57,7 +57,9 @@ def _plots(rows: list[dict], tracks: dict, out: Path, fps_of: dict) -> None:
     plt.close(fig)
     sid = max(rows, key=lambda r: r.get("audio_duration_s", 0))["id"]
     t = tracks[sid]
-    x = np.arange(len(t["mouth"])) / fps_of[sid]
+    n = min(len(t["mouth"]), int(10 * fps_of[sid]))  # the first 10 s: enough to see the words
+    t = {k: np.asarray(v)[:n] for k, v in t.items() if k in ("mouth", "envelope")}
+    x = np.arange(n) / fps_of[sid]
     fig, ax = plt.subplots(figsize=(10, 3.5))
     ax.plot(x, t["mouth"] / (t["mouth"].max() or 1), label="mouth opening (face landmarks, normalised)")
     ax.plot(x, t["envelope"] / (t["envelope"].max() or 1), label="audio envelope (normalised)", alpha=0.7)
