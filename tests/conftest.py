@@ -38,3 +38,15 @@ def pipeline(settings):
     from models.pipeline import Pipeline
 
     return Pipeline(settings)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests run only where CUDA or MPS is present."""
+    from models.device import resolve_device
+
+    if resolve_device("auto") != "cpu":
+        return
+    skip = pytest.mark.skip(reason="no CUDA or MPS device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -202,3 +202,15 @@ def test_bad_size_and_fps():
 
 def test_pose_defaults_are_neutral():
     assert Pose() == Pose(0, 0, 0, 0, 0, 0, 0)
+
+
+@pytest.mark.gpu
+def test_torch_backend_on_the_gpu_matches_cv2(avatar, portrait_rgb):
+    from models.device import resolve_device
+
+    device = resolve_device("auto")
+    gpu = PortraitRenderer(size=256, backend="torch", device=device)
+    c = Controls(np.array([0.2, 0.9]), np.array([0.0, -0.5]), np.array([1.0, 0.0]), np.zeros((2, 4)))
+    on_gpu = gpu.render_batch([(gpu.prepare(portrait_rgb), c, None)])[0].astype(np.int16)
+    on_cpu = PortraitRenderer(size=256, backend="cv2").render_batch([(avatar, c, None)])[0].astype(np.int16)
+    assert np.abs(on_gpu - on_cpu).mean() < 1.5
