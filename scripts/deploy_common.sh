@@ -1,6 +1,27 @@
 # Shared by deploy_cloudrun.sh and deploy_gke.sh (sourced, not run).
 PY=.venv/bin/python
 [[ -x $PY ]] || PY=python3
+PROJECT="" REGION="us-central1" REPO="realtime-avatar" TAG="latest" OUT="build/deploy" DRY_RUN=0
+
+# parse_args SCRIPT EXTRA_OPTION EXTRA_VARIABLE "$@": the options both deploy scripts take, plus one of their own.
+parse_args() {
+  local script=$1 extra_opt=$2 extra_var=$3
+  shift 3
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --project) PROJECT=$2; shift 2 ;;
+      --region) REGION=$2; shift 2 ;;
+      --repo) REPO=$2; shift 2 ;;
+      --tag) TAG=$2; shift 2 ;;
+      --out) OUT=$2; shift 2 ;;
+      --dry-run) DRY_RUN=1; shift ;;
+      "$extra_opt") printf -v "$extra_var" '%s' "$2"; shift 2 ;;
+      *) echo "$script: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  [[ -n $PROJECT ]] || { echo "$script: --project is required" >&2; exit 2; }
+  mkdir -p "$OUT"
+}
 # run CMD...: prints the command; runs it unless --dry-run was given.
 run() {
   printf '+ %s\n' "$*"

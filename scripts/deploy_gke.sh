@@ -5,22 +5,9 @@
 # --dry-run renders the manifests and Cloud Build configs into --out and prints the commands, running none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROJECT="" REGION="us-central1" REPO="realtime-avatar" TAG="latest" NAMESPACE="realtime-avatar" OUT="build/deploy" DRY_RUN=0
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --project) PROJECT=$2; shift 2 ;;
-    --region) REGION=$2; shift 2 ;;
-    --repo) REPO=$2; shift 2 ;;
-    --tag) TAG=$2; shift 2 ;;
-    --namespace) NAMESPACE=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    *) echo "deploy_gke: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-[[ -n $PROJECT ]] || { echo "deploy_gke: --project is required" >&2; exit 2; }
 source scripts/deploy_common.sh
-mkdir -p "$OUT"
+NAMESPACE="realtime-avatar"
+parse_args deploy_gke --namespace NAMESPACE "$@"
 REGISTRY="$REGION-docker.pkg.dev/$PROJECT/$REPO"
 IMAGE_TTS="$REGISTRY/realtime-avatar-tts-cuda:$TAG"
 IMAGE_AVATAR="$REGISTRY/realtime-avatar-render-cuda:$TAG"
