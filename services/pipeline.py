@@ -88,11 +88,30 @@ async def _call(fn, *args):
         raise Unavailable(f"a backend service is unavailable or overloaded: {type(exc).__name__}") from exc
 
 
-@bentoml.service(
-    name="avatar-pipeline",
-    traffic={"timeout": SERVING.timeout_s, "max_concurrency": SERVING.max_concurrency},
-    workers=1,
-)
+class ConcurrencyLimit:
+    """429 with Retry-After and a JSON body once `limit` requests are in flight (BentoML's own limiter answers
+    without Retry-After and outside our error shape). Health, metrics and docs routes are never limited."""
+
+    SKIP = ("/health", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/")
+
+    def __init__(self, app, limit: int):
+        import asyncio
+
+        self.app, self.limit = app, limit
+        self.semaphore = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.SKIP:
+            return await self.app(scope, receive, send)
+        if self.semaphore.locked():
+            body = {"error": "overloaded", "message": "too many requests in flight; retry shortly",
+                    "allowed": f"at most {self.limit} concurrent requests per worker"}  # fmt: skip
+            return await JSONResponse(body, status_code=429, headers={"Retry-After": "2"})(scope, receive, send)
+        async with self.semaphore:
+            await self.app(scope, receive, send)
+
+
+@bentoml.service(name="avatar-pipeline", traffic={"timeout": SERVING.timeout_s}, workers=1)
 @bentoml.asgi_app(app, path="/")
 class AvatarPipeline:
     tts = bentoml.depends(TTSService, url=SERVING.tts_url) if SERVING.tts_url else bentoml.depends(TTSService)
@@ -250,6 +269,9 @@ async def _read_upload(upload: UploadFile, field: str) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(f"upload is larger than {SERVING.max_upload_mb:g} MB", field=field)
     return data
+
+
+AvatarPipeline.add_asgi_middleware(ConcurrencyLimit, limit=SERVING.max_concurrency)
 
 
 def _mode() -> str:

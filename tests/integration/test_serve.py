@@ -70,3 +70,21 @@ def test_eval_against_a_running_server(serve, tmp_path):
 
     row = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"][0]
     assert row["container_ok"] and row["total_ms"] > 0 and row["n_frames"] > 5
+
+
+def test_overload_gets_429_with_retry_after_and_the_service_recovers(serve):
+    server = serve("services.pipeline:AvatarPipeline", AVATAR__SERVING__MAX_CONCURRENCY="2")
+
+    def post(_):
+        return httpx.post(
+            server.url + "/api/v1/generate", json={"text": "An overload test, said twice over."}, timeout=120
+        )
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(post, range(10)))
+    codes = sorted(r.status_code for r in answers)
+    assert set(codes) <= {200, 429} and 429 in codes and 200 in codes, codes
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.headers["retry-after"] and refused.json()["error"] == "overloaded"
+    assert httpx.get(server.url + "/health", timeout=30).json()["status"] == "healthy"
+    assert post(0).status_code == 200
