@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,12 +39,19 @@ def render_torch(items: Sequence[tuple], device: str, chunk: int = 32) -> list[n
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _identity(size: int) -> np.ndarray:
+    lin = np.linspace(-1, 1, size, dtype=np.float32)
+    grid = np.empty((size, size, 2), np.float32)
+    grid[..., 0], grid[..., 1] = lin[None, :], lin[:, None]
+    grid.flags.writeable = False
+    return grid
+
+
 def _full_grid(portrait, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     """Normalised (S, S, 2) sampling grid: identity outside the head box."""
     s = portrait.size
-    lin = np.linspace(-1, 1, s, dtype=np.float32)
-    grid = np.empty((s, s, 2), np.float32)
-    grid[..., 0], grid[..., 1] = lin[None, :], lin[:, None]
+    grid = _identity(s).copy()
     x0, y0, x1, y1 = portrait.head_box
     scale = 2.0 / (s - 1)
     grid[y0:y1, x0:x1, 0] = mx * scale - 1
