@@ -214,3 +214,29 @@ def test_torch_backend_on_the_gpu_matches_cv2(avatar, portrait_rgb):
     on_gpu = gpu.render_batch([(gpu.prepare(portrait_rgb), c, None)])[0].astype(np.int16)
     on_cpu = PortraitRenderer(size=256, backend="cv2").render_batch([(avatar, c, None)])[0].astype(np.int16)
     assert np.abs(on_gpu - on_cpu).mean() < 1.5
+
+
+def test_drawn_interior_cavity_teeth_and_soft_edges():
+    """For photos with closed lips the interior is drawn: light teeth under the upper lip, a dark cavity below."""
+    from models.avatar.warp import MouthPaint, paint_mouth
+
+    h, w = 40, 60
+    v = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)  # px below the upper lip edge (gap 30 px tall)
+    u = np.linspace(-1, 1, w, dtype=np.float32)[None, :].repeat(h, 0)
+    top, bottom = v - 5, 35 - v
+    cover = np.clip(np.minimum(top, bottom), 0, 1)
+    paint = MouthPaint((0, 0, w, h), cover, top, bottom, u)
+    skin = np.full((h, w, 3), 200, np.uint8)
+    with_teeth, without = skin.copy(), skin.copy()
+    paint_mouth(with_teeth, paint, half_width=30, teeth=True)
+    paint_mouth(without, paint, half_width=30, teeth=False)
+    assert with_teeth[7, w // 2].mean() > 180  # teeth right under the upper lip
+    assert with_teeth[20, w // 2].mean() < 90 and without[7, w // 2].mean() < 120  # cavity; no teeth when asked
+    assert (with_teeth[:4] == 200).all() and (with_teeth[36:] == 200).all()  # outside the gap untouched
+    # a lip edge half a pixel into a row covers that row half: blended, no hard seam
+    half = MouthPaint((0, 0, w, h), np.clip(np.minimum(v - 5.5, 35 - v), 0, 1), v - 5.5, 35 - v, u)
+    inner, edged = skin.copy(), skin.copy()
+    paint_mouth(edged, half, half_width=30, teeth=False)
+    paint_mouth(inner, paint, half_width=30, teeth=False)
+    expected = (200 + inner[6, w // 2].astype(float)) / 2
+    assert np.abs(edged[6, w // 2] - expected).max() <= 12
