@@ -38,8 +38,9 @@ class Renderer(Protocol):
     def frames(self, avatar: Any, plan: Any) -> Iterator[np.ndarray]:
         """Stream of (size, size, 3) uint8 RGB frames."""
 
-    def render_batch(self, jobs: Sequence[tuple[Any, Any]]) -> list[np.ndarray]:
-        """Frames of several requests rendered together: one (n_i, size, size, 3) array per job."""
+    def render_batch(self, jobs: Sequence[tuple[Any, Any, range | None]]) -> list[np.ndarray]:
+        """Frames of several requests rendered together: (avatar, plan, frame indices or None for all) per job,
+        one (n_i, size, size, 3) array back per job."""
 
 
 def _load_builtin() -> None:
