@@ -78,7 +78,7 @@ class Pipeline:
             threads=s.avatar.render_threads,
         )
         self._renderers = {(self.renderer.size, self.renderer.fps): self.renderer}
-        self._default_avatar: Avatar | None = None
+        self._default_image: np.ndarray | None = None  # decoded once, on first use
 
     def renderer_for(self, size: int | None, fps: float | None) -> PortraitRenderer:
         """A renderer at another size/fps shares the settings (and the on-disk landmark cache)."""
@@ -93,7 +93,11 @@ class Pipeline:
 
     def avatar(self, image: np.ndarray | None = None, renderer: PortraitRenderer | None = None) -> Avatar:
         renderer = renderer or self.renderer
-        return renderer.prepare(default_image(self.settings) if image is None else image)
+        if image is None:
+            if self._default_image is None:
+                self._default_image = default_image(self.settings)
+            image = self._default_image
+        return renderer.prepare(image)
 
     def speak(self, text: str, language: str = "en", voice: str | None = None, options=None) -> Speech:
         text = normalize_text(text, self.settings.tts.max_chars)
