@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format serve bench bench-stream bench-serving bench-engines bench-conversation bento demo clean
+.PHONY: setup test test-fast lint format serve bench bench-stream bench-serving bench-engines bench-conversation bench-images bento image images demo clean
 PORT ?= 3000
 
 setup:
@@ -27,6 +27,17 @@ serve: setup
 
 bento: setup
 	$(PY) scripts/build_bentos.py --flavor $(or $(FLAVOR),cpu)
+
+# OCI images with podman (no Docker needed): localhost/realtime-avatar:cpu, and the split units' images.
+# BASE_IMAGE=python:3.11-slim (or any base with Python 3.11) instead of the Debian base made with debootstrap.
+image: setup
+	$(PY) scripts/build_images.py --units all --flavor $(or $(FLAVOR),cpu)
+
+images: setup
+	$(PY) scripts/build_images.py --units all api tts avatar --flavor $(or $(FLAVOR),cpu)
+
+bench-images: images
+	$(PY) scripts/bench_images.py --readme README.md
 
 demo: setup
 	.venv/bin/avatar generate "Hello! I am a talking portrait, rendered on your CPU in real time." -o demo.mp4

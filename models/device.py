@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import platform
 
 from models.errors import InvalidInput
 
@@ -16,6 +18,8 @@ def resolve_device(setting: str | None = "auto") -> str:
         raise InvalidInput(f"unknown device {setting!r}", allowed=list(CHOICES), field="device")
     if setting != "auto":
         return setting
+    if not _may_have_gpu():
+        return "cpu"  # importing torch to find out costs ~1 s of CPU in every process that asks
     try:
         import torch
     except ImportError:
@@ -26,3 +30,13 @@ def resolve_device(setting: str | None = "auto") -> str:
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # ops MPS lacks fall back to the CPU
         return "mps"
     return "cpu"
+
+
+def _may_have_gpu() -> bool:
+    """False only where no GPU can be: Linux without NVIDIA device nodes (/dev/nvidia0...; WSL2: /dev/dxg) and not
+    macOS on Apple silicon. Anything else asks torch."""
+    if platform.system() == "Darwin":
+        return platform.machine() == "arm64"
+    if platform.system() != "Linux":
+        return True
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/dxg")

@@ -1,7 +1,8 @@
 """Find model folders in the BentoML model store without importing BentoML.
 
 The store is a plain directory: `$BENTOML_HOME/models/<name>/<version>/` with a `latest` file naming the newest
-version (filled by `scripts/import_models.py`, which does use BentoML). The library only reads it.
+version (filled by `scripts/import_models.py`, which does use BentoML). The library only reads it. Served from a
+bento (in an image: `$BENTO_PATH`), the models packed into the bento are the store, as BentoML has it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from models.errors import EngineUnavailable
 
 
 def store_root() -> Path:
+    bento = os.environ.get("BENTO_PATH")
+    if bento and (Path(bento) / "models").is_dir():
+        return Path(bento) / "models"
     return Path(os.environ.get("BENTOML_HOME", "~/bentoml")).expanduser() / "models"
 
 

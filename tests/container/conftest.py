@@ -1,0 +1,71 @@
+"""Container tier: the images `make images` builds from the bentos, run with podman as a user would run them.
+
+Needs podman (with buildah, runc and debootstrap for the Debian base; `.ci/run` installs them with apt, as root);
+without podman the whole tier is skipped with one line. The images are built once per session by the real build
+script (podman's layer cache makes a rebuild of unchanged requirements quick).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from containers import IMAGES, Container, image_name, podman  # noqa: E402
+
+MISSING = None if shutil.which("podman") else "podman is not installed (.ci/run installs podman with apt)"
+RUN = uuid.uuid4().hex[:6]  # names of this session's containers, networks and volumes
+
+
+def pytest_collection_modifyitems(config, items):
+    if MISSING is None:
+        return
+    skip = pytest.mark.skip(reason=f"container tier skipped: {MISSING}")
+    for item in items:
+        if "container" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """unit -> image name of all four cpu images, built (or brought up to date) by scripts/build_images.py."""
+    cmd = [sys.executable, "scripts/build_images.py", "--units", *IMAGES]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return {unit: image_name(unit) for unit in IMAGES}
+
+
+def free_port() -> int:
+    from services.launcher import free_port as free
+
+    return free()
+
+
+@pytest.fixture(scope="session")
+def names():
+    """name(kind) -> a name unique to this session; everything named through it is removed at the end."""
+    made: list[tuple[str, str]] = []
+
+    def name(kind: str, what: str = "container") -> str:
+        made.append((what, f"ra-test-{kind}-{RUN}"))
+        return made[-1][1]
+
+    yield name
+    for what, n in reversed(made):
+        if what == "container":
+            podman("rm", "-f", "-i", "-v", n, check=False)
+        elif what == "volume":
+            podman("volume", "rm", "-f", n, check=False)
+        elif what == "network":
+            podman("network", "rm", "-f", n, check=False)
+
+
+def run(image: str, name: str, **kwargs) -> Container:
+    return Container(image, name, port=kwargs.pop("port", free_port()), **kwargs).start()
