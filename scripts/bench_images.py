@@ -149,12 +149,12 @@ def table(size_rows: list[dict], starts: dict[str, list[float]], steps: dict[str
         "|---|---|---|",
         *(f"| `{r['image']}` | **{r['unpacked_mb']:.0f} MB** | {r['compressed_mb']:.0f} MB |" for r in size_rows),
         "",
-        "| cold start (512x512, 25 fps) | ready (`/readyz` 200) | first streamed fragment | first `/api/v1/generate` answer |",
+        "| cold start (512x512, 25 fps) | ready (`/readyz` 200) | first streamed fragment | first `/api/v1/generate` |",
         "|---|---|---|---|",
         f"| all-in-one image, `podman run` | {m['container stream ready']:.1f} s | "
         f"**{m['container stream answer']:.1f} s** | **{m['container generate answer']:.1f} s** |",
-        f"| `bentoml serve .` on the host, same run | {m['host stream ready']:.1f} s | {m['host stream answer']:.1f} s | "
-        f"{m['host generate answer']:.1f} s |",
+        f"| `bentoml serve .` on the host, same run | {m['host stream ready']:.1f} s | "
+        f"{m['host stream answer']:.1f} s | {m['host generate answer']:.1f} s |",
         f"| API image alone (`/livez`) | {m['api ready']:.1f} s | | |",
         f"| TTS image alone | {m['tts ready']:.1f} s | | |",
         f"| avatar image alone | {m['avatar ready']:.1f} s | | |",
