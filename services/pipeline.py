@@ -31,6 +31,7 @@ from models.media.fragments import EncodedChunk
 from models.settings import load_settings
 from services.auth import ApiKeys, with_security
 from services.avatar import AvatarService
+from services.breaker import CONNECTION_ERRORS, Breaker, Breakers, DependencyDown
 from services.common import rewrite_response
 from services.conversation import Conversations
 from services.openai_errors import OpenAIError, OpenAIErrors
@@ -171,18 +172,30 @@ async def _call(fn, *args):
     """Call a dependency: down or overloaded -> 503 with Retry-After; a crash inside it -> 502.
 
     Our dependency calls are pure functions of their input, so a connection the other side dropped before
-    answering (a keep-alive connection closed as it was reused) is retried once before giving up."""
+    answering (a keep-alive connection closed as it was reused) is retried once, if a quick probe finds the
+    dependency answering; a dependency found down is refused at once until it answers again (services/breaker)."""
+    breaker = BREAKERS.of(fn)
     try:
+        if breaker:
+            await breaker.check()
         try:
             return await fn(*args)
         except Exception as exc:
             if type(exc).__name__ not in ("ServerDisconnectedError", "ClientOSError"):
                 raise
-            await asyncio.sleep(0.05)
+            if breaker:
+                breaker.trip()
+                await breaker.check()
+            else:
+                await asyncio.sleep(0.05)
             return await fn(*args)
+    except DependencyDown as exc:
+        raise Unavailable(f"a backend service is unavailable: {exc}") from exc
     except AvatarError:
         raise
     except Exception as exc:  # BentoML client errors: connection refused, 503 from its batcher, timeouts, 500s
+        if breaker and type(exc).__name__ in CONNECTION_ERRORS:
+            breaker.trip()
         code = int(getattr(exc, "error_code", 0) or 0)
         if code >= 500 and code not in (502, 503, 504):
             raise BackendFailed(f"a backend service failed on this request: {exc}") from exc
@@ -280,6 +293,9 @@ class AvatarPipeline:
         self.started = time.time()
         self.pacers: set[Pacer] = set()  # the live streams of this worker
         self.conversations = Conversations(self.settings)
+        for name, dependency in (("tts", self.tts), ("avatar", self.renderer)):
+            client = dependency.to_async
+            BREAKERS.add(Breaker(name, client.info, PROBE_S), getattr(client, "__dict__", {}))
 
     async def _speak(self, req: SynthesisRequest):
         fn = self.tts.to_async.synthesize if SERVING.batching else self.tts.to_async.synthesize_one
@@ -708,10 +724,14 @@ class AvatarPipeline:
                 return type(exc).__name__
 
         tts, avatar = await asyncio.gather(ask(self.tts.to_async.info), ask(self.renderer.to_async.info))
+        for name, info in (("tts", tts), ("avatar", avatar)):  # what the probe saw, the breakers know
+            if breaker := BREAKERS.all.get(name):
+                (breaker.trip if isinstance(info, str) else breaker.reset)()
         return {"tts": tts, "avatar": avatar}
 
 
 PROBE_S = 1.5  # how long health and readiness wait for a dependency
+BREAKERS = Breakers()  # per dependency: refuse calls at once while it is down
 
 
 async def _read_upload(upload: UploadFile, field: str) -> bytes:

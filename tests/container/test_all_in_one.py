@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from models.evaluation.measure import measure_video
+from models.media import probe
 from models.media.boxes import FragmentReader
 from tests.container.conftest import free_port
 
@@ -35,7 +36,8 @@ def test_stream_is_fmp4_whose_first_fragment_is_a_keyframe(server):
             fragments += reader.feed(data)
     assert reader.init_complete and len(fragments) >= 3
     assert fragments[0].video_starts_with_keyframe and fragments[0].start_s("video") == 0
-    assert fragments[-1].end_s("video") > 2.0  # ~3 s of speech made it through
+    assert max(f.end_s("video") or 0 for f in fragments) > 2.0  # ~3 s of speech made it through (the last
+    # fragment may carry only the end of the audio)
 
 
 def test_generate_then_download_an_mp4_that_decodes_and_is_lip_synced(server, tmp_path):
@@ -48,8 +50,8 @@ def test_generate_then_download_an_mp4_that_decodes_and_is_lip_synced(server, tm
     path = tmp_path / "answer.mp4"
     path.write_bytes(video.content)
     result, _ = measure_video(path)  # decoded with PyAV, the mouth found by Face Mesh on every frame
-    assert result["face_found_ratio"] > 0.95
-    assert abs(result["audio_duration_s"] - meta["audio_duration_s"]) < 0.1
+    assert result["face_found_ratio"] > 0.95 and result["container_ok"], result  # H.264 + AAC, A/V lengths agree
+    assert abs(probe(path)["audio_duration_s"] - meta["audio_duration_s"]) < 0.1
     assert result["lip_sync_corr"] > 0.3 and abs(result["av_offset_ms"]) <= 80, result
 
 
