@@ -60,18 +60,23 @@ class Breaker:
 
 
 class Breakers:
-    """Which breaker guards a client method: the methods of each dependency's async client are registered."""
+    """Which breaker guards a client method. BentoML sets one function attribute per endpoint on a dependency's
+    async client, and only once it is first used, so the clients' attributes are read when a method is unknown."""
 
     def __init__(self) -> None:
         self._by_method: dict[int, Breaker] = {}
+        self._sources: list[tuple[Breaker, Callable[[], dict[str, object]]]] = []
         self.all: dict[str, Breaker] = {}
 
-    def add(self, breaker: Breaker, methods: dict[str, object]) -> None:
-        """`methods`: the client's instance attributes (BentoML sets one function attribute per endpoint)."""
+    def add(self, breaker: Breaker, methods: Callable[[], dict[str, object]]) -> None:
+        """`methods()`: the client's instance attributes, read when needed."""
         self.all[breaker.name] = breaker
-        for method in methods.values():
-            if callable(method):
-                self._by_method[id(method)] = breaker
+        self._sources.append((breaker, methods))
 
     def of(self, method: object) -> Breaker | None:
+        if id(method) not in self._by_method:
+            for breaker, methods in self._sources:
+                for m in methods().values():
+                    if callable(m):
+                        self._by_method[id(m)] = breaker
         return self._by_method.get(id(method))

@@ -294,8 +294,8 @@ class AvatarPipeline:
         self.pacers: set[Pacer] = set()  # the live streams of this worker
         self.conversations = Conversations(self.settings)
         for name, dependency in (("tts", self.tts), ("avatar", self.renderer)):
-            client = dependency.to_async
-            BREAKERS.add(Breaker(name, client.info, PROBE_S), getattr(client, "__dict__", {}))
+            probe = lambda d=dependency: d.to_async.info()  # noqa: E731  (the client's endpoints appear on first use)
+            BREAKERS.add(Breaker(name, probe, PROBE_S), lambda d=dependency: getattr(d.to_async, "__dict__", {}))
 
     async def _speak(self, req: SynthesisRequest):
         fn = self.tts.to_async.synthesize if SERVING.batching else self.tts.to_async.synthesize_one

@@ -69,7 +69,10 @@ def test_breakers_know_which_dependency_a_client_method_calls():
 
     breakers = Breakers()
     avatar, tts = Breaker("avatar", Probe(), 1.0), Breaker("tts", Probe(), 1.0)
-    breakers.add(avatar, {"render": render, "endpoints": {}})
-    breakers.add(tts, {"synthesize": synth})
+    client = {"endpoints": {}}  # filled later, as BentoML's client sets its endpoint functions on first use
+    breakers.add(avatar, lambda: client)
+    breakers.add(tts, lambda: {"synthesize": synth})
+    assert breakers.of(render) is None
+    client["render"] = render
     assert breakers.of(render) is avatar and breakers.of(synth) is tts and breakers.of(print) is None
     assert set(breakers.all) == {"avatar", "tts"}
