@@ -143,7 +143,7 @@ def table(size_rows: list[dict], starts: dict[str, list[float]], steps: dict[str
     lines = [
         f"Measured by `make bench-images` on {platform.machine()}, {__import__('os').cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}; podman {podman('version', '--format', '{{.Client.Version}}').strip()}, "
-        f"the Debian bookworm base; cold starts are medians of {runs} fresh containers (no volume, nothing cached).",
+        f"the Debian bookworm base; cold starts are medians of {runs} fresh containers of the images as built (no volume).",
         "",
         "| image | unpacked | compressed (pulled) |",
         "|---|---|---|",

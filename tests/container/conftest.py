@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from containers import IMAGES, Container, image_name, podman  # noqa: E402
+from containers import IMAGES, image_name, podman  # noqa: E402
 
 MISSING = None if shutil.which("podman") else "podman is not installed (.ci/run installs podman with apt)"
 RUN = uuid.uuid4().hex[:6]  # names of this session's containers, networks and volumes
@@ -65,7 +65,5 @@ def names():
             podman("volume", "rm", "-f", n, check=False)
         elif what == "network":
             podman("network", "rm", "-f", n, check=False)
-
-
-def run(image: str, name: str, **kwargs) -> Container:
-    return Container(image, name, port=kwargs.pop("port", free_port()), **kwargs).start()
+        elif what == "image":
+            podman("rmi", "-f", f"localhost/{n}:test", check=False)
