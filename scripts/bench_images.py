@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -137,13 +139,12 @@ def median(values: list[float]) -> float:
 
 
 def table(size_rows: list[dict], starts: dict[str, list[float]], steps: dict[str, int], runs: int) -> str:
-    import platform
-
     m = {k: median(v) for k, v in starts.items()}
     lines = [
-        f"Measured by `make bench-images` on {platform.machine()}, {__import__('os').cpu_count()} cores, "
+        f"Measured by `make bench-images` on {platform.machine()}, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d')}; podman {podman('version', '--format', '{{.Client.Version}}').strip()}, "
-        f"the Debian bookworm base; cold starts are medians of {runs} fresh containers of the images as built (no volume).",
+        f"the Debian bookworm base; cold starts are medians of {runs} fresh containers of the images as built "
+        "(no volume).",
         "",
         "| image | unpacked | compressed (pulled) |",
         "|---|---|---|",
