@@ -26,3 +26,15 @@ def fmp4_stream(frames: np.ndarray, audio: np.ndarray, sr: int, fps: float, chun
     mux.add_audio(audio, sr)
     out = b"".join(mux.add_video(encode_chunk(frames[i : i + chunk], i, fps)) for i in range(0, len(frames), chunk))
     return out + mux.close()
+
+
+def skip_tier(items, marker: str, reason: str | None) -> None:
+    """Mark every collected test of a tier skipped with one reason (a tier that lacks its tools: chromium, podman)."""
+    import pytest
+
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if marker in item.keywords:
+            item.add_marker(skip)

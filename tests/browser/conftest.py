@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.launcher import Server
+from tests.helpers import skip_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,12 +40,7 @@ if MISSING is None and not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 
 
 def pytest_collection_modifyitems(config, items):
-    if MISSING is None:
-        return
-    skip = pytest.mark.skip(reason=f"browser tier skipped: {MISSING}")
-    for item in items:
-        if "browser" in item.keywords:
-            item.add_marker(skip)
+    skip_tier(items, "browser", MISSING and f"browser tier skipped: {MISSING}")
 
 
 @pytest.fixture

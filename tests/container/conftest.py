@@ -20,17 +20,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from containers import IMAGES, image_name, podman  # noqa: E402
 
+from tests.helpers import skip_tier  # noqa: E402
+
 MISSING = None if shutil.which("podman") else "podman is not installed (.ci/run installs podman with apt)"
 RUN = uuid.uuid4().hex[:6]  # names of this session's containers, networks and volumes
 
 
 def pytest_collection_modifyitems(config, items):
-    if MISSING is None:
-        return
-    skip = pytest.mark.skip(reason=f"container tier skipped: {MISSING}")
-    for item in items:
-        if "container" in item.keywords:
-            item.add_marker(skip)
+    skip_tier(items, "container", MISSING and f"container tier skipped: {MISSING}")
 
 
 @pytest.fixture(scope="session")
