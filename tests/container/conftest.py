@@ -7,6 +7,7 @@ script (podman's layer cache makes a rebuild of unchanged requirements quick).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +32,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def images() -> dict[str, str]:
-    """unit -> image name of all four cpu images, built (or brought up to date) by scripts/build_images.py."""
+def images(tmp_path_factory) -> dict[str, str]:
+    """unit -> image name of all four cpu images, built (or brought up to date) by scripts/build_images.py, from an
+    empty model store (the tiny models other tests import are not packed)."""
     cmd = [sys.executable, "scripts/build_images.py", "--units", *IMAGES]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path_factory.mktemp("empty-model-store"))}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600, env=env)
     assert r.returncode == 0, f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     return {unit: image_name(unit) for unit in IMAGES}
 
