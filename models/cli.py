@@ -212,7 +212,7 @@ def _run(pipeline, args: argparse.Namespace, text: str, image):
 
 
 def _info(_: argparse.Namespace) -> int:
-    from models.avatar.base import available_renderers
+    from models.avatar.registry import available_renderers
     from models.device import resolve_device
     from models.settings import load_settings
     from models.tts import available_engines

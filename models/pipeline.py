@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.avatar.base import create_renderer
 from models.avatar.controls import Controls, MotionConfig
 from models.avatar.images import load_image
 from models.avatar.portrait import Avatar, PortraitRenderer, check_video_options, speech_track
+from models.avatar.registry import create_renderer
 from models.device import resolve_device
 from models.media import Mp4Writer
 from models.media.fragments import encode_chunk

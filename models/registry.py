@@ -11,10 +11,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, field: str, load_builtin: Callable[[], None] | None = None):
+    def __init__(self, kind: str, field: str):
         self.kind, self.field = kind, field
         self._factories: dict[str, Callable[..., T]] = {}
-        self._load_builtin = load_builtin
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
@@ -24,8 +23,6 @@ class Registry(Generic[T]):
         return deco
 
     def names(self) -> list[str]:
-        if self._load_builtin:
-            self._load_builtin()
         return sorted(self._factories)
 
     def create(self, name: str, **kwargs: Any) -> T:

@@ -6,7 +6,7 @@ Each piece of speech extends the face plan (`ControlStream`: continuity across t
 frames to render and encode (`ChunkJob`: the first ones short, so the first fragment is out early). Encoded
 chunks and the audio go into one fMP4 (`FragmentMuxer`). `LiveVideo` holds that per-stream state and does no
 rendering itself, so the same object drives a stream in process (`stream_local`) or across services, where
-the chunks of concurrent streams are rendered in shared batches (services/pipeline.py).
+the chunks of concurrent streams are rendered in shared batches (services/streaming.py).
 """
 
 from __future__ import annotations

@@ -20,22 +20,13 @@ import time
 from pathlib import Path
 
 import mouth_views
+from bench_texts import TEXTS
 from readme_section import replace_section
 
 from models.avatar.portrait import PortraitRenderer, speech_track
 from models.media import Mp4Writer
 from models.pipeline import Pipeline, default_image
 from models.settings import load_settings
-
-TEXTS = {
-    "short (~2.5 s)": "Hello there! It is good to see you again.",
-    "long (~20 s)": (
-        "Welcome to the realtime avatar demo. Every word you hear was synthesised on this computer, "
-        "and every frame you see was drawn from a single photograph. The lips follow the sounds: they close "
-        "for m, b and p, round for o and u, and spread for e. The eyes blink now and then, and the head moves "
-        "a little, the way people do when they speak. Nothing was downloaded, and no graphics card was used."
-    ),
-}
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from bench_texts import TEXTS
 
 from models.avatar import landmarks as lm
 from models.avatar.images import load_image
@@ -97,8 +98,6 @@ def write_views(rendered: dict, fps: float, out: Path, starts: list[float], n: i
 
 
 def main(argv=None) -> int:
-    from benchmark import TEXTS
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     ap.add_argument("--faces", type=Path, default=Path("docs/faces"), help="folder of extra portraits")

@@ -1,4 +1,4 @@
-"""The renderer protocol and its registry (name -> factory)."""
+"""The renderer protocol and what drives it (the registry of renderers is models/avatar/registry.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-
-from models.registry import Registry
 
 
 @dataclass
@@ -41,13 +39,3 @@ class Renderer(Protocol):
     def render_batch(self, jobs: Sequence[tuple[Any, Any, range | None]]) -> list[np.ndarray]:
         """Frames of several requests rendered together: (avatar, plan, frame indices or None for all) per job,
         one (n_i, size, size, 3) array back per job."""
-
-
-def _load_builtin() -> None:
-    import models.avatar.portrait  # noqa: F401  (registers "portrait")
-
-
-RENDERERS: Registry[Renderer] = Registry("renderer", "renderer", _load_builtin)
-register_renderer = RENDERERS.register
-available_renderers = RENDERERS.names
-create_renderer = RENDERERS.create

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.avatar.base import SpeechTrack, register_renderer
+from models.avatar.base import SpeechTrack
 from models.avatar.controls import Controls, MotionConfig, Segment, build_controls
 from models.avatar.geometry import Portrait, prepare
 from models.avatar.landmarks import cached_landmarks, image_hash
@@ -134,11 +134,6 @@ class PortraitRenderer:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="render")
             return self._executor
-
-
-@register_renderer("portrait")
-def _factory(**kwargs) -> PortraitRenderer:
-    return PortraitRenderer(**kwargs)
 
 
 def speech_track(audio: np.ndarray, sample_rate: int, phonemes) -> SpeechTrack:

@@ -1,0 +1,71 @@
+"""Live streams sharing a CPU, and speech handed from a producer to a stream: the policy half of serving several
+streams at once (the served orchestration is services/streaming.py; the library's own stream is models/stream.py).
+Plain asyncio: nothing here knows about HTTP or BentoML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+
+class Pacer:
+    """Shares the CPU between the live streams of a worker by need: a stream waits before asking for more work
+    while it is far ahead of its own playback (`ahead_s`), or moderately ahead while another stream is close to
+    running dry (just started, or behind). A lone stream runs at full speed (its complete MP4 is ready sooner).
+    Its lead is the media sent minus the time since its first bytes (when its player started, about)."""
+
+    URGENT_S = 0.6  # a stream with less buffered than this goes first
+
+    def __init__(self, streams: set[Pacer], ahead_s: float):
+        self.streams, self.ahead_s = streams, ahead_s
+        self.t0: float | None = None
+        self.media_s = 0.0
+
+    def lead(self) -> float:
+        return 0.0 if self.t0 is None else self.media_s - (time.perf_counter() - self.t0)
+
+    def sent(self, data: bytes, live) -> bytes:
+        """Note bytes going out of `live` (a models.stream.LiveVideo): its media so far and, once, the start."""
+        if self.t0 is None and data:
+            self.t0 = time.perf_counter()
+        self.media_s = live.muxer.n_frames / live.fps
+        return data
+
+    async def wait(self) -> None:
+        while self.t0 is not None:
+            others = [p.lead() for p in self.streams if p is not self]
+            lead = self.lead()
+            limit = self.ahead_s if not any(o < self.URGENT_S for o in others) else 2 * self.URGENT_S
+            if not others or lead <= limit:
+                return
+            await asyncio.sleep(min(lead - limit, 0.05))
+
+
+async def produce(items: AsyncIterator[Any], make: Callable[[Any], Awaitable[Any]], out: asyncio.Queue,
+                  before: Callable[[], Awaitable[None]] | None = None) -> None:  # fmt: skip
+    """Turn each item into `await make(item)` in order, into `out`; then None, or the exception that stopped it
+    (the consumer raises it: see `next_item`). `before()` is awaited ahead of each item (e.g. a Pacer's wait)."""
+    try:
+        async for item in items:
+            if before:
+                await before()
+            await out.put(await make(item))
+        await out.put(None)
+    except Exception as exc:  # noqa: BLE001  (handed to the consumer, which fails with it)
+        await out.put(exc)
+
+
+async def next_item(queue: asyncio.Queue):
+    """The next item of a `produce` queue (None at the end); the producer's failure is raised here."""
+    item = await queue.get()
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+async def as_async(items: Iterable) -> AsyncIterator:
+    for item in items:
+        yield item

@@ -1,0 +1,113 @@
+"""The served stream: models/stream.py's LiveVideo across services. Speech comes piece by piece from TTSService
+(ahead, in a task), each piece is planned here, its chunks are rendered and encoded by AvatarService (batched with
+other streams' chunks) and muxed here into fMP4. Which stream may ask for more work is models/pacing.py's Pacer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+
+from fastapi.responses import StreamingResponse
+
+from models.errors import InvalidInput
+from models.media.fragments import EncodedChunk
+from models.pacing import Pacer, as_async, next_item, produce
+from models.settings import load_settings
+from services.schemas import ChunkRequest, GenerateRequest, SynthesisRequest, unpack_audio
+
+SERVING = load_settings().serving
+
+
+async def stream(
+    svc, body: GenerateRequest, pieces: AsyncIterator[str] | None = None, on_piece: Callable | None = None
+) -> AsyncIterator[bytes]:
+    """One stream's bytes. `pieces` (default: `body.text` cut into sentences) may arrive while the stream plays,
+    e.g. from an LLM; `on_piece(text, at_s)` hears where each piece starts in the video."""
+    pieces = pieces or as_async(pieces_of(body.text, svc.settings.tts.max_chars))
+    live = _live_video(svc, body)
+    speech: asyncio.Queue = asyncio.Queue(4)
+    synth = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
+    pacer = Pacer(svc.pacers, SERVING.stream_ahead_s)
+    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer))
+    window: deque[asyncio.Task] = deque()
+    svc.pacers.add(pacer)
+    try:
+        while (piece := await next_item(speech)) is not None:
+            if on_piece:
+                on_piece(piece.text, live.duration)
+            async for data in _piece_video(svc, body.avatar, live, piece, pacer, window):
+                yield data
+        yield live.finish()
+    except BaseException:
+        live.abort()
+        raise
+    finally:
+        svc.pacers.discard(pacer)
+        producer.cancel()
+        for task in window:
+            task.cancel()
+
+
+def _live_video(svc, body: GenerateRequest):
+    from models.avatar.controls import MotionConfig
+    from models.stream import CHUNK_FRAMES, LiveVideo
+
+    size, fps = body.size or svc.settings.avatar.size, body.fps or svc.settings.avatar.fps
+    # Starting beside other streams, a first fragment of ~0.7 s gives the player slack while the CPU is shared.
+    chunks = CHUNK_FRAMES if not svc.pacers else (18, 25)
+    return LiveVideo(size, fps, svc.settings.video, MotionConfig(seed=body.seed), chunk_frames=chunks)
+
+
+async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: deque) -> AsyncIterator[bytes]:
+    """A piece's chunks, rendered and encoded by the avatar service: after the first fragment two are in flight,
+    so the next one renders while this one travels and is muxed. The piece's last chunks go out before the stream
+    waits for more speech."""
+    for job in live.add_speech(piece):
+        req = ChunkRequest(avatar=avatar, size=live.size, fps=live.fps, start=job.start, poses=job.controls.poses())
+        await pacer.wait()
+        window.append(asyncio.create_task(svc._render_chunk(req)))
+        if len(window) >= (2 if live.muxer.n_frames else 1):
+            yield pacer.sent(live.add_video(EncodedChunk.unpack((await window.popleft()).chunk)), live)
+    while window:
+        yield pacer.sent(live.add_video(EncodedChunk.unpack((await window.popleft()).chunk)), live)
+
+
+async def speak_pieces(
+    svc, pieces: AsyncIterator[str], req: SynthesisRequest, out: asyncio.Queue, pacer: Pacer | None = None
+) -> None:
+    """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error)."""
+    from models.tts.base import Phoneme, SpeechChunk
+
+    async def speak(text: str) -> SpeechChunk:
+        s = await svc._speak(req.model_copy(update={"text": text}))
+        phonemes = [Phoneme(*p) for p in s.phonemes] if s.phonemes is not None else None
+        return SpeechChunk(unpack_audio(s.audio), s.sample_rate, text, phonemes)
+
+    await produce(pieces, speak, out, pacer.wait if pacer else None)
+
+
+async def stream_response(svc, body: GenerateRequest) -> StreamingResponse:
+    """Bad input is a 4xx JSON before the first byte (the first fragment is made before answering); a failure
+    later aborts the connection, so a cut stream never looks complete."""
+    frames = stream(svc, body)
+    first = await frames.__anext__()
+
+    async def body_iter() -> AsyncIterator[bytes]:
+        yield first
+        async for data in frames:
+            yield data
+
+    headers = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+    return StreamingResponse(body_iter(), media_type="video/mp4", headers=headers)
+
+
+def pieces_of(text: str, max_chars: int) -> list[str]:
+    """The pieces to speak; a text with nothing to say (no letter or digit: "...", "¤") is a 400."""
+    from models.text import normalize_text, stream_pieces
+
+    pieces = stream_pieces(normalize_text(text, max_chars))
+    if not pieces:
+        raise InvalidInput("text has nothing to say", allowed="a text with at least one letter or digit", field="text")
+    return pieces

@@ -1,0 +1,30 @@
+"""The OpenAPI document does not move: paths, methods, parameters, request bodies, responses and schemas are compared
+with a normalized snapshot (tests/data/openapi.json). A deliberate contract change rewrites it:
+UPDATE_OPENAPI_SNAPSHOT=1 pytest tests/service/test_openapi_snapshot.py"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.service
+SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "openapi.json"
+
+
+def normalized(doc: dict) -> dict:
+    """What a client generator reads: every operation and every schema, keys sorted (info and servers left out)."""
+    return json.loads(json.dumps({"paths": doc["paths"], "components": doc.get("components", {})}, sort_keys=True))
+
+
+def test_the_openapi_document_is_the_snapshot(client):
+    doc = normalized(client.get("/docs.json").json())
+    if os.environ.get("UPDATE_OPENAPI_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    snapshot = json.loads(SNAPSHOT.read_text())
+    assert sorted(doc["paths"]) == sorted(snapshot["paths"])
+    for path, operations in snapshot["paths"].items():
+        assert doc["paths"][path] == operations, path
+    assert doc == snapshot
