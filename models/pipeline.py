@@ -180,7 +180,7 @@ def _encode_job(renderer: PortraitRenderer, avatar: Avatar, video: VideoSettings
     t = time.perf_counter()
     (frames,) = renderer.render_batch([(avatar, job.controls, None)])
     t1 = time.perf_counter()
-    chunk = encode_chunk(frames, job.start, renderer.fps, video.preset, video.crf, threads=0)
+    chunk = encode_chunk(frames, job.start, renderer.fps, video.preset, video.crf, threads=0, params=video.x264_params)
     stats.render_ms += (t1 - t) * 1000
     stats.encode_ms += (time.perf_counter() - t1) * 1000
     return chunk
@@ -245,7 +245,8 @@ def render_videos(
 
 def _writer(renderer: PortraitRenderer, job: VideoJob, video: VideoSettings, threads: int) -> Mp4Writer:
     size, fps, sr = renderer.size, renderer.fps, job.sample_rate
-    return Mp4Writer(job.out_path, size, size, fps, sr, preset=video.preset, crf=video.crf, threads=threads)
+    return Mp4Writer(job.out_path, size, size, fps, sr, preset=video.preset, crf=video.crf, threads=threads,
+                     params=video.x264_params)  # fmt: skip
 
 
 def _timed(times: StageTimes, fn, *args) -> None:

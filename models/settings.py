@@ -71,6 +71,7 @@ class AvatarSettings(_Section):
 class VideoSettings(_Section):
     preset: str = "veryfast"
     crf: int = 23
+    x264_params: str = ""
 
 
 class StorageSettings(_Section):

@@ -83,7 +83,7 @@ class LiveVideo:
         if self.muxer is None:
             self.sample_rate = self.sample_rate or piece.sample_rate
             self.muxer = FragmentMuxer(self.size, self.size, self.fps, self.sample_rate, self.video.preset,
-                                       self.video.crf)  # fmt: skip
+                                       self.video.crf, self.video.x264_params)  # fmt: skip
         audio = resample(piece.audio.astype(np.float32, copy=False), piece.sample_rate, self.sample_rate)
         offset = len(self.audio) / self.sample_rate
         self.audio = np.concatenate([self.audio, audio])

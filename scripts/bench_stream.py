@@ -77,7 +77,15 @@ def local_ttff(pipe: Pipeline, text: str, repeats: int) -> dict:
         (frames,) = pipe.renderer.render_batch([(avatar, job.controls, None)])
         render.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        encode_chunk(frames, 0, pipe.renderer.fps, pipe.settings.video.preset, pipe.settings.video.crf, threads=0)
+        encode_chunk(
+            frames,
+            0,
+            pipe.renderer.fps,
+            pipe.settings.video.preset,
+            pipe.settings.video.crf,
+            threads=0,
+            params=pipe.settings.video.x264_params,
+        )
         x264.append((time.perf_counter() - t) * 1000)
     parts = _median(tts) + _median(render) + _median(x264)
     return {"ttff_ms": _median(ttff), "first_piece_audio_s": _median(first_audio), "piper_ms": _median(tts),

@@ -50,7 +50,9 @@ def measure(pipe: Pipeline, text: str, tmp: Path, repeats: int) -> dict:
     v = pipe.settings.video
 
     def encode():
-        with Mp4Writer(tmp / "raw.mp4", r.size, r.size, r.fps, speech.sample_rate, preset=v.preset, crf=v.crf) as w:
+        with Mp4Writer(
+            tmp / "raw.mp4", r.size, r.size, r.fps, speech.sample_rate, preset=v.preset, crf=v.crf, params=v.x264_params
+        ) as w:
             w.write_audio(speech.audio, speech.sample_rate)
             w.write_frames(frames)
 

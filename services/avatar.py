@@ -119,7 +119,7 @@ class AvatarService:
 
         t = time.perf_counter()
         v = self.settings.video
-        chunk = encode_chunk(frames, start, renderer.fps, v.preset, v.crf, threads=1)
+        chunk = encode_chunk(frames, start, renderer.fps, v.preset, v.crf, threads=1, params=v.x264_params)
         return chunk, (time.perf_counter() - t) * 1000
 
     @bentoml.api

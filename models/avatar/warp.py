@@ -48,7 +48,7 @@ def mouth_fields(g: MouthGeometry, u: np.ndarray, v: np.ndarray, pose: Pose) -> 
     dv = v - (lips.cut if opening else lips.line)  # closing, each lip goes halfway: none stretches
     delta, up_share, jaw_drop = _opening(g, us, lips, jaw, pose.wide)
     up, lo = delta * up_share, delta * (1 - up_share)
-    chin = np.exp(-((us / (1.5 * w)) ** 4)) * jaw_drop
+    chin = np.exp(-np.square(np.square(us / (1.5 * w)))) * jaw_drop
     d_lo = lo + (chin - lo) * smoothstep(dv / (0.6 * g.chin_depth))
     d_lo *= 1 - smoothstep((dv - g.chin_depth) / (0.8 * g.chin_depth))
     d_up = up * (1 - smoothstep(-dv / g.upper_height))
@@ -104,7 +104,7 @@ def _fullness(g: MouthGeometry, us: np.ndarray, lips: _Lips, v_src: np.ndarray, 
         return 0.0
     d = v_src - lips.line
     reach = 1.6 * g.lip_height + 0.5 * lips.gap
-    return k * d * np.exp(-((d / reach) ** 2)) * np.exp(-((us / (1.1 * g.half_width)) ** 4))
+    return k * d * np.exp(-np.square(d / reach) - np.square(np.square(us / (1.1 * g.half_width))))
 
 
 def _teeth_and_tongue(
@@ -147,6 +147,34 @@ def _tongue_tip(g: MouthGeometry, u: np.ndarray, v: np.ndarray, drop: float, ton
     return ((1 - r) * np.where(dv < 0, min(a, up), min(a, down))).astype(np.float32)  # ~px from the outline
 
 
+def _shown(cover: np.ndarray, full: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The full-resolution box (x0, y0, x1, y1 within the mouth region) where the half-resolution interior
+    coverage is positive, one half-resolution pixel wider on each side (upsampling spreads it); None: nowhere."""
+    rows, cols = np.flatnonzero((cover > 0).any(1)), np.flatnonzero((cover > 0).any(0))
+    if not len(rows):
+        return None
+    w, h = full
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    return max(2 * c0 - 2, 0), max(2 * r0 - 2, 0), min(2 * c1 + 4, w), min(2 * r1 + 4, h)
+
+
+def _upsampler(half_box, origin, size, full):
+    """Upsampling of a box of half-resolution fields to full resolution, as cv2.resize of the whole field would
+    give it (pixel centres aligned: full-resolution x maps to half-resolution (x + 0.5) / 2 - 0.5); the maps are
+    built once for all the fields of a frame."""
+    (x0, y0), (bw, bh), (w, h) = origin, size, full
+    sy, sx = half_box
+    xs = (np.arange(x0, x0 + bw, dtype=np.float32) + 0.5) * ((w // 2) / w) - 0.5 - sx.start
+    ys = (np.arange(y0, y0 + bh, dtype=np.float32) + 0.5) * ((h // 2) / h) - 0.5 - sy.start
+    mapx = np.ascontiguousarray(np.broadcast_to(xs, (bh, bw)))
+    mapy = np.ascontiguousarray(np.broadcast_to(ys[:, None], (bh, bw)))
+
+    def up(field: np.ndarray) -> np.ndarray:
+        return cv2.remap(field[sy, sx], mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    return up
+
+
 class MapBuilder:
     """Builds the sampling maps of one portrait; grids are allocated once and reused."""
 
@@ -187,7 +215,8 @@ class MapBuilder:
         return sl, qx, qy, u, v
 
     def _mouth(self, mx, my, g: MouthGeometry, pose: Pose) -> MouthPaint | None:
-        # the fields are smooth: evaluate them at half resolution (pixel-centre aligned) and upsample
+        # the fields are smooth: evaluate them at half resolution (pixel-centre aligned) and upsample, each channel
+        # apart (OpenCV is much slower on many-channel images), the interior's only over the box where it shows
         if pose.jaw == 0 and pose.wide == 0 and not g.shows_teeth:
             return None  # a closed mouth at rest is the photo's (silence: many frames)
         sl, qx, qy, _, _ = self._local(mx, my, g.roi, g.frame)
@@ -196,12 +225,18 @@ class MapBuilder:
         cx = cv2.resize(qx, half, interpolation=cv2.INTER_AREA)
         cy = cv2.resize(qy, half, interpolation=cv2.INTER_AREA)
         u, v = g.frame.to_local(cx, cy)
-        fields = np.dstack(mouth_fields(g, u, v, pose))
-        du, shift, cover, *rest = cv2.split(cv2.resize(fields, (w, h)))
-        mx[sl] = qx + g.frame.ex[0] * du - g.frame.ey[0] * shift
-        my[sl] = qy + g.frame.ex[1] * du - g.frame.ey[1] * shift
-        forward = tip_forward(pose.tongue)
-        return MouthPaint(g.roi, np.clip(cover, 0, 1), *rest, half_width=g.half_width, tip_forward=forward)
+        du, shift, cover, *rest = mouth_fields(g, u, v, pose)
+        mx[sl] = qx + g.frame.ex[0] * (d := cv2.resize(du, (w, h))) - g.frame.ey[0] * (s := cv2.resize(shift, (w, h)))
+        my[sl] = qy + g.frame.ex[1] * d - g.frame.ey[1] * s
+        box = _shown(cover, (w, h))
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        hx, hy = (x1 - x0, y1 - y0), (slice(y0 // 2, (y1 + 1) // 2 + 1), slice(x0 // 2, (x1 + 1) // 2 + 1))
+        up = list(map(_upsampler(hy, (x0, y0), hx, (w, h)), (cover, *rest)))
+        roi = (g.roi[0] + x0, g.roi[1] + y0, g.roi[0] + x1, g.roi[1] + y1)
+        return MouthPaint(roi, np.clip(up[0], 0, 1), *up[1:], half_width=g.half_width,
+                          tip_forward=tip_forward(pose.tongue))  # fmt: skip
 
     def _eye(self, mx, my, g: EyeGeometry, blink: float) -> None:
         sl, qx, qy, u, v = self._local(mx, my, g.roi, g.frame)

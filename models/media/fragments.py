@@ -24,14 +24,16 @@ from fractions import Fraction
 
 import numpy as np
 
+from models.media.yuv import video_frame
+
 AUDIO_LEAD_S = 0.1  # audio muxed this far ahead of the video, so every fragment is released with its audio
 
 
-def x264_options(preset: str, crf: int) -> dict[str, str]:
+def x264_options(preset: str, crf: int, params: str = "") -> dict[str, str]:
     """No B-frames and no lookahead (`zerolatency`: a frame's packet comes out as soon as it is encoded), and
-    no keyframes inside a chunk (a chunk is at most a few seconds)."""
+    no keyframes inside a chunk (a chunk is at most a few seconds); `params`: x264's own key=value:key=value."""
     return {"preset": preset, "crf": str(crf), "tune": "zerolatency", "g": "600", "keyint_min": "600",
-            "sc_threshold": "0"}  # fmt: skip
+            "sc_threshold": "0", **({"x264-params": params} if params else {})}  # fmt: skip
 
 
 @dataclass
@@ -59,7 +61,7 @@ class EncodedChunk:
 
 
 def encode_chunk(frames: np.ndarray, first: int, fps: float, preset: str = "veryfast", crf: int = 23,
-                 threads: int = 1) -> EncodedChunk:  # fmt: skip
+                 threads: int = 1, params: str = "") -> EncodedChunk:  # fmt: skip
     """(n, H, W, 3) uint8 RGB frames -> H.264 packets; `first` is the stream frame index of frames[0]."""
     import av
 
@@ -68,12 +70,12 @@ def encode_chunk(frames: np.ndarray, first: int, fps: float, preset: str = "very
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
     cc.time_base = 1 / _rate(fps)
     cc.framerate = _rate(fps)
-    cc.options = x264_options(preset, crf)
+    cc.options = x264_options(preset, crf, params)
     cc.flags |= av.codec.context.Flags.global_header  # SPS/PPS in extradata (the mp4 sample entry), not in-band
     cc.thread_count = threads
     packets = []
     for i in range(n):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
+        frame = video_frame(frames[i])
         frame.pts = first + i
         packets += cc.encode(frame)
     packets += cc.encode(None)
@@ -91,11 +93,11 @@ class FragmentMuxer:
     """
 
     def __init__(self, width: int, height: int, fps: float, sample_rate: int, preset: str = "veryfast",
-                 crf: int = 23):  # fmt: skip
+                 crf: int = 23, params: str = ""):  # fmt: skip
         from models.media.boxes import parse_moov
 
         self.rate, self.sample_rate = _rate(fps), sample_rate
-        self.init, extradata = _init_segment(width, height, self.rate, sample_rate, preset, crf)
+        self.init, extradata = _init_segment(width, height, self.rate, sample_rate, preset, crf, params)
         self.extradata = extradata
         tracks = {t.kind: t for t in parse_moov(self.init[self.init.index(b"moov") + 4 :]).values()}
         self.video_track, self.audio_track = tracks["video"], tracks["audio"]
@@ -199,7 +201,7 @@ def length_prefixed(annexb: bytes) -> bytes:
 AAC_DELAY = 1024  # samples the AAC encoder puts before the first input sample
 
 
-def _init_segment(width: int, height: int, rate: Fraction, sample_rate: int, preset: str, crf: int):
+def _init_segment(width: int, height: int, rate: Fraction, sample_rate: int, preset: str, crf: int, params: str):
     """ftyp + moov from FFmpeg (with the H.264 and AAC configurations), and the H.264 extradata."""
     import av
 
@@ -208,7 +210,7 @@ def _init_segment(width: int, height: int, rate: Fraction, sample_rate: int, pre
     v = container.add_stream("libx264", rate=rate)  # opened with the chunks' settings: the same SPS/PPS
     v.width, v.height, v.pix_fmt = width, height, "yuv420p"
     v.codec_context.time_base = 1 / rate
-    v.codec_context.options = x264_options(preset, crf)
+    v.codec_context.options = x264_options(preset, crf, params)
     a = container.add_stream("aac", rate=sample_rate)
     a.layout, a.bit_rate = "mono", AAC_BITRATE
     container.start_encoding()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.media.yuv import video_frame
+
 AUDIO_LEAD_S = 0.5  # audio kept encoded this far ahead of the video
 
 
@@ -34,13 +36,14 @@ class _Encoder:
         crf: int,
         gop: int | None,
         threads: int = 0,
+        params: str = "",
     ):
         self.container = container
         self.rate = Fraction(fps).limit_denominator(1001)
         v = container.add_stream("libx264", rate=self.rate)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.codec_context.time_base = 1 / self.rate
-        opts = {"preset": preset, "crf": str(crf)}
+        opts = {"preset": preset, "crf": str(crf), **({"x264-params": params} if params else {})}
         if gop:  # streaming: fixed GOPs and no encoder delay, so each fragment is out as soon as it is complete
             opts |= {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "tune": "zerolatency"}
         v.codec_context.options = opts
@@ -55,10 +58,9 @@ class _Encoder:
         self.audio_done = 0
 
     def frames(self, frames: Iterable[np.ndarray]) -> None:
-        import av
 
         for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = video_frame(rgb)
             frame.pts = self.n_frames
             self.container.mux(self.video.encode(frame))
             self.n_frames += 1
@@ -95,7 +97,8 @@ class Mp4Writer:
     """An MP4 written to a temporary file beside `path` and renamed into place only when complete."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, sample_rate: int,
-                 preset: str = "veryfast", crf: int = 23, gop: int | None = None, threads: int = 0):  # fmt: skip
+                 preset: str = "veryfast", crf: int = 23, gop: int | None = None, threads: int = 0,
+                 params: str = ""):  # fmt: skip
         import av
 
         self.path = Path(path)
@@ -103,7 +106,7 @@ class Mp4Writer:
         os.close(fd)
         self.tmp = Path(tmp)
         self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
-        self.enc = _Encoder(self.container, width, height, fps, sample_rate, preset, crf, gop, threads)
+        self.enc = _Encoder(self.container, width, height, fps, sample_rate, preset, crf, gop, threads, params)
         self.closed = False
 
     def write_frames(self, frames: Iterable[np.ndarray]) -> None:

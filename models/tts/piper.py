@@ -209,6 +209,8 @@ def _session(model_path: Path, model: str | bytes, threads: int, use_cuda: bool)
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = max(1, int(threads))
     opts.inter_op_num_threads = 1
+    # idle intra-op threads sleep instead of spinning: the CPU they would burn is the renderer's and x264's
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
     try:
         return onnxruntime.InferenceSession(model, sess_options=opts, providers=providers)
