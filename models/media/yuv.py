@@ -17,9 +17,9 @@ def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
     chroma = cv2.transform(cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA), _CHROMA)
-    quarter = h // 4
-    yuv[h : h + quarter] = chroma[..., 0].reshape(quarter, w)
-    yuv[h + quarter :] = chroma[..., 1].reshape(quarter, w)
+    flat, luma, n = yuv.reshape(-1), h * w, (h // 2) * (w // 2)  # planes follow each other (not whole rows
+    flat[luma : luma + n] = chroma[..., 0].reshape(-1)  # when h is not a multiple of 4, e.g. 1022)
+    flat[luma + n :] = chroma[..., 1].reshape(-1)
     return yuv
 
 

@@ -34,3 +34,22 @@ def test_flat_colours_are_exact_bt601_limited_range():
     red = rgb_to_i420(np.tile(np.array([255, 0, 0], np.uint8), (4, 4, 1)))
     assert abs(int(red[0, 0]) - 81) <= 1 and abs(int(red[4, 0]) - 90) <= 1 and abs(int(red[5, 0]) - 240) <= 1
     assert video_frame(white).format.name == "yuv420p"
+
+
+@pytest.mark.parametrize("size", [6, 130, 1022])  # heights that are not multiples of 4 too
+def test_any_even_size_has_ffmpegs_luma_and_block_averaged_chroma(size):
+    import av
+
+    rgb = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    ours = rgb_to_i420(rgb)
+    ffmpeg = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    assert ours.shape == ffmpeg.shape == (size * 3 // 2, size)
+    assert np.abs(ours[:size].astype(int) - ffmpeg[:size]).max() <= 1
+    half = size // 2
+    blocks = rgb.astype(np.float64).reshape(half, 2, half, 2, 3).mean((1, 3))  # each 2x2 block's colour
+    cb = blocks @ np.array([-0.148223, -0.290993, 0.439216]) + 128
+    cr = blocks @ np.array([0.439216, -0.367788, -0.071427]) + 128
+    plane = ours.reshape(-1)[size * size :]
+    assert np.abs(plane[: half * half].astype(float) - cb.reshape(-1)).max() <= 1
+    assert np.abs(plane[half * half :].astype(float) - cr.reshape(-1)).max() <= 1
+    assert video_frame(rgb).width == size
