@@ -7,7 +7,6 @@ scripts/bench_images.py and the container tests.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -138,8 +137,3 @@ class Container:
 
     def remove(self) -> None:
         podman("rm", "-f", "-i", "-v", self.name, check=False)
-
-    def address(self) -> str:
-        """The container's IP on its network (for peers that are not published on the host)."""
-        nets = json.loads(podman("inspect", "--format", "{{json .NetworkSettings.Networks}}", self.name))
-        return next(iter(nets.values()))["IPAddress"]

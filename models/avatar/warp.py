@@ -226,14 +226,15 @@ class MapBuilder:
         cy = cv2.resize(qy, half, interpolation=cv2.INTER_AREA)
         u, v = g.frame.to_local(cx, cy)
         du, shift, cover, *rest = mouth_fields(g, u, v, pose)
-        mx[sl] = qx + g.frame.ex[0] * (d := cv2.resize(du, (w, h))) - g.frame.ey[0] * (s := cv2.resize(shift, (w, h)))
-        my[sl] = qy + g.frame.ex[1] * d - g.frame.ey[1] * s
+        du, shift = cv2.resize(du, (w, h)), cv2.resize(shift, (w, h))
+        mx[sl] = qx + g.frame.ex[0] * du - g.frame.ey[0] * shift
+        my[sl] = qy + g.frame.ex[1] * du - g.frame.ey[1] * shift
         box = _shown(cover, (w, h))
         if box is None:
             return None
         x0, y0, x1, y1 = box
-        hx, hy = (x1 - x0, y1 - y0), (slice(y0 // 2, (y1 + 1) // 2 + 1), slice(x0 // 2, (x1 + 1) // 2 + 1))
-        up = list(map(_upsampler(hy, (x0, y0), hx, (w, h)), (cover, *rest)))
+        half_box = (slice(y0 // 2, (y1 + 1) // 2 + 1), slice(x0 // 2, (x1 + 1) // 2 + 1))
+        up = list(map(_upsampler(half_box, (x0, y0), (x1 - x0, y1 - y0), (w, h)), (cover, *rest)))
         roi = (g.roi[0] + x0, g.roi[1] + y0, g.roi[0] + x1, g.roi[1] + y1)
         return MouthPaint(roi, np.clip(up[0], 0, 1), *up[1:], half_width=g.half_width,
                           tip_forward=tip_forward(pose.tongue))  # fmt: skip
