@@ -55,10 +55,10 @@ def _speech_options(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
+    """The frames made of those planned so far (the plan grows as each sentence is spoken)."""
     width = 30
     fill = int(width * done / max(total, 1))
-    end = "\n" if done >= total else ""
-    print(f"\r{stage:>7} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} frames", end=end, file=sys.stderr)
+    print(f"\r{stage:>7} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} frames", end="", file=sys.stderr)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -197,18 +197,23 @@ def _one_off_voice(pipeline, clip: Path) -> str:
 def _run(pipeline, args: argparse.Namespace, text: str, image):
     from models.tts import SynthesisOptions
 
-    return pipeline.generate(
-        text,
-        args.output,
-        language=args.language,
-        image=image,
-        voice=args.voice,
-        options=SynthesisOptions(speed=args.speed),
-        size=args.size,
-        fps=args.fps,
-        seed=args.seed,
-        progress=None if args.quiet or not sys.stderr.isatty() else _progress,
-    )
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress
+    try:
+        return pipeline.generate(
+            text,
+            args.output,
+            language=args.language,
+            image=image,
+            voice=args.voice,
+            options=SynthesisOptions(speed=args.speed),
+            size=args.size,
+            fps=args.fps,
+            seed=args.seed,
+            progress=progress,
+        )
+    finally:
+        if progress:
+            print(file=sys.stderr)
 
 
 def _info(_: argparse.Namespace) -> int:

@@ -2,27 +2,23 @@
 built from the same engines, renderer and face plan.
 
 The text is cut into pieces (sentences; a long first sentence at a clause, so the first audio exists sooner).
-Each piece of speech extends the face plan (`ControlStream`: continuity across the joins) and becomes chunks of
-frames to render and encode (`ChunkJob`: the first ones short, so the first fragment is out early). Encoded
-chunks and the audio go into one fMP4 (`FragmentMuxer`). `LiveVideo` holds that per-stream state and does no
-rendering itself, so the same object drives a stream in process (`stream_local`) or across services, where
-the chunks of concurrent streams are rendered in shared batches (services/streaming.py).
+Each piece of speech extends the face plan (`SpeechPlan` in models/spoken.py: continuity across the joins) and
+becomes chunks of frames to render and encode (`ChunkJob`: the first ones short, so the first fragment is out
+early). Encoded chunks and the audio go into one fMP4 (`FragmentMuxer`). `LiveVideo` holds that per-stream
+state and does no rendering itself, so the same object drives a stream in process (`stream_local`) or across
+services, where the chunks of concurrent streams are rendered in shared batches (services/streaming.py).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from models.avatar.controls import Controls, ControlStream, MotionConfig, Segment
-from models.media.audio import resample, rms_envelope
+from models.avatar.controls import Controls, MotionConfig
 from models.media.fragments import EncodedChunk, FragmentMuxer
 from models.settings import VideoSettings
+from models.spoken import Ahead, SpeechPlan
 from models.tts.base import SpeechChunk
 
 # Frames per chunk, from the start of each piece: short at first (the first fragment leaves early, and the player
@@ -71,33 +67,22 @@ class LiveVideo:
     motion: MotionConfig
     sample_rate: int | None = None  # of the first piece; later pieces are resampled to it
     chunk_frames: tuple[int, ...] = CHUNK_FRAMES  # from the start of each piece
-    plan: ControlStream = field(init=False)
+    plan: SpeechPlan = field(init=False)
     muxer: FragmentMuxer | None = field(default=None, init=False)
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), init=False)
 
     def __post_init__(self) -> None:
-        self.plan = ControlStream(self.fps, self.motion)
+        self.plan = SpeechPlan(self.fps, self.motion, self.sample_rate)
 
     def add_speech(self, piece: SpeechChunk) -> list[ChunkJob]:
         """Plan the frames this piece of speech covers; returns them as chunks to render and encode."""
+        first = len(self.plan)
+        audio, controls = self.plan.add(piece)
         if self.muxer is None:
-            self.sample_rate = self.sample_rate or piece.sample_rate
+            self.sample_rate = self.plan.sample_rate
             self.muxer = FragmentMuxer(self.size, self.size, self.fps, self.sample_rate, self.video.preset,
                                        self.video.crf, self.video.x264_params)  # fmt: skip
-        audio = resample(piece.audio.astype(np.float32, copy=False), piece.sample_rate, self.sample_rate)
-        offset = len(self.audio) / self.sample_rate
-        self.audio = np.concatenate([self.audio, audio])
         self.muxer.add_audio(audio, self.sample_rate)
-        first, end = len(self.plan), int(round(len(self.audio) / self.sample_rate * self.fps))
-        if end <= first:
-            return []
-        envelope = rms_envelope(self.audio, self.sample_rate, self.fps, end)[first:]
-        scale = len(audio) / max(len(piece.audio), 1)  # phoneme times follow the resampled audio
-        segments = None
-        if piece.phonemes is not None:
-            segments = [Segment(p.symbol, offset + p.start * scale, p.duration * scale) for p in piece.phonemes]
-        controls = self.plan.extend(envelope, segments)
-        return self._split(first, controls)
+        return [] if controls is None else self._split(first, controls)
 
     def add_video(self, chunk: EncodedChunk) -> bytes:
         return self.muxer.add_video(chunk)
@@ -113,7 +98,7 @@ class LiveVideo:
 
     @property
     def duration(self) -> float:
-        return len(self.audio) / self.sample_rate if self.sample_rate else 0.0
+        return self.plan.duration
 
     def _split(self, first: int, controls: Controls) -> list[ChunkJob]:
         jobs, at = [], 0
@@ -135,8 +120,10 @@ def stream_local(
     encoded here; yields the init segment and fragments as they are ready."""
     stats = stats or StreamStats()
     t0 = time.perf_counter()
+    ahead = Ahead(pieces)
     try:
-        for piece in _ahead(pieces, stats):
+        for piece in ahead:
+            stats.tts_ms = ahead.busy_s * 1000
             stats.pieces += 1
             for job in live.add_speech(piece):
                 data = live.add_video(encode(job))
@@ -149,43 +136,7 @@ def stream_local(
     except BaseException:
         live.abort()
         raise
+    stats.tts_ms = ahead.busy_s * 1000
     stats.audio_duration_s = live.duration
     stats.total_ms = (time.perf_counter() - t0) * 1000
     yield tail
-
-
-def _ahead(pieces: Iterable[SpeechChunk], stats: StreamStats, depth: int = 4) -> Iterator[SpeechChunk]:
-    """The pieces, produced by a background thread up to `depth` ahead; its errors re-raised here in order."""
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        it = iter(pieces)
-        try:
-            while not stop.is_set():
-                t = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    break
-                stats.tts_ms += (time.perf_counter() - t) * 1000
-                q.put(item)
-            q.put(done)
-        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, which re-raises it)
-            q.put(exc)
-
-    thread = threading.Thread(target=produce, name="tts-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := q.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)

@@ -103,18 +103,20 @@ class PortraitRenderer:
         for start in range(0, len(plan), chunk):
             yield from self.render_batch([(avatar, plan, range(start, min(start + chunk, len(plan))))])[0]
 
-    def render_batch(self, jobs: Sequence[tuple[Avatar, Controls, range | None]]) -> list[np.ndarray]:
+    def render_batch(
+        self, jobs: Sequence[tuple[Avatar, Controls, range | None]], threads: int | None = None
+    ) -> list[np.ndarray]:
         """Frames of several requests together: one (n_i, S, S, 3) array per job (indices None = all frames).
 
         torch: all frames in shared grid_sample calls on the device; cv2: frames spread over a thread pool
-        (OpenCV and numpy release the GIL).
+        (OpenCV and numpy release the GIL) of `threads` (None: the renderer's own setting).
         """
         work = [(j, i) for j, (_, plan, idx) in enumerate(jobs) for i in (idx if idx is not None else range(len(plan)))]
         if self.backend == "torch":
             from models.avatar.torch_backend import render_torch
 
             frames = render_torch([(jobs[j][0], jobs[j][1].pose(i)) for j, i in work], self.device)
-        elif self.threads > 1 and len(work) > 1:
+        elif (self.threads if threads is None else threads) > 1 and len(work) > 1:
             frames = list(self._pool().map(lambda w: self._render_one(jobs[w[0]][0], jobs[w[0]][1].pose(w[1])), work))
         else:
             frames = [self._render_one(jobs[j][0], jobs[j][1].pose(i)) for j, i in work]

@@ -183,7 +183,8 @@ class MapBuilder:
         x0, y0, x1, y1 = portrait.head_box
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.xs, self.ys = xs, ys
-        self.rel_x, self.rel_y = xs - portrait.pivot[0], ys - portrait.pivot[1]
+        w = portrait.head_weight.astype(np.float32)
+        self.w, self.wx, self.wy = w, w * (xs - portrait.pivot[0]), w * (ys - portrait.pivot[1])
 
     def build(self, pose: Pose) -> tuple[np.ndarray, np.ndarray, MouthPaint | None]:
         """Maps (map_x, map_y) over the head box, and the mouth-interior paint for this pose (None: nothing to
@@ -196,30 +197,29 @@ class MapBuilder:
         return mx, my, paint
 
     def _head(self, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
-        # inverse similarity about the pivot, blended by the head mask so shoulders stay still
+        # inverse similarity about the pivot, blended by the head mask w so shoulders stay still:
+        # x + w * ((c - 1) * rx - si * ry + kx), each sum one OpenCV pass over w * rx, w * ry and w (made once)
         th = np.deg2rad(pose.roll)
         s = 1.0 + pose.scale
         c, si = float(np.cos(-th) / s), float(np.sin(-th) / s)
         tx, ty = pose.dx * self.p.face_size, pose.dy * self.p.face_size
-        ax = (c - 1) * self.rel_x - si * self.rel_y - (c * tx - si * ty)
-        ay = si * self.rel_x + (c - 1) * self.rel_y - (si * tx + c * ty)
-        w = self.p.head_weight
-        return self.xs + w * ax, self.ys + w * ay
+        kx, ky = -(c * tx - si * ty), -(si * tx + c * ty)
+        mx = cv2.add(cv2.scaleAdd(self.wx, c - 1, self.xs), cv2.addWeighted(self.wy, -si, self.w, kx, 0))
+        my = cv2.add(cv2.scaleAdd(self.wy, c - 1, self.ys), cv2.addWeighted(self.wx, si, self.w, ky, 0))
+        return mx, my
 
-    def _local(self, mx, my, roi, frame):
+    def _region(self, mx, my, roi):
         hx0, hy0 = self.p.head_box[:2]
         x0, y0, x1, y1 = roi
         sl = (slice(y0 - hy0, y1 - hy0), slice(x0 - hx0, x1 - hx0))
-        qx, qy = mx[sl], my[sl]
-        u, v = frame.to_local(qx, qy)
-        return sl, qx, qy, u, v
+        return sl, mx[sl], my[sl]
 
     def _mouth(self, mx, my, g: MouthGeometry, pose: Pose) -> MouthPaint | None:
         # the fields are smooth: evaluate them at half resolution (pixel-centre aligned) and upsample, each channel
         # apart (OpenCV is much slower on many-channel images), the interior's only over the box where it shows
         if pose.jaw == 0 and pose.wide == 0 and not g.shows_teeth:
             return None  # a closed mouth at rest is the photo's (silence: many frames)
-        sl, qx, qy, _, _ = self._local(mx, my, g.roi, g.frame)
+        sl, qx, qy = self._region(mx, my, g.roi)
         h, w = qx.shape
         half = (w // 2, h // 2)
         cx = cv2.resize(qx, half, interpolation=cv2.INTER_AREA)
@@ -240,7 +240,8 @@ class MapBuilder:
                           tip_forward=tip_forward(pose.tongue))  # fmt: skip
 
     def _eye(self, mx, my, g: EyeGeometry, blink: float) -> None:
-        sl, qx, qy, u, v = self._local(mx, my, g.roi, g.frame)
+        sl, qx, qy = self._region(mx, my, g.roi)
+        u, v = g.frame.to_local(qx, qy)
         top, bottom = g.upper(u), g.lower(u)
         edge = top + blink * 0.9 * np.maximum(bottom - top, 0)  # where the lid edge now lies
         brow = top - 1.4 * g.opening
