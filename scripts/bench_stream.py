@@ -32,6 +32,7 @@ from services.launcher import Server
 ROOT = Path(__file__).resolve().parents[1]
 FIRST = {
     "short (~0.6 s)": "Hi there! Let me tell you about the plan for today, step by step.",
+    "medium (~2.5 s)": "The little boat drifted slowly toward the harbour. It was late.",
     "long (~3 s)": "The quick brown fox jumped over the lazy dog near the river bank today. And then it ran away.",
     "long with a clause (~3 s)": "Thanks for joining me today, I will walk you through the whole plan. Then we talk.",
 }
