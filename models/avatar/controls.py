@@ -39,6 +39,7 @@ BILABIAL = frozenset("mbp")
 SILENCE = frozenset("^$_.,;:!?¡¿…—-\"'()") | {"", "\n"}
 CARRY = frozenset("ːˑ̃ ")  # length marks and word gaps: they hold the previous shape
 STRESS = frozenset("ˈˌ")  # stress marks come before their vowel: they take the next shape
+SECONDARY_STRESS, UNSTRESSED = 0.85, 0.7  # jaw gains of vowels by stress (where the engine marks it)
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,12 @@ def _targets(segments: list[Segment], n: int, hz: float, rest: float) -> np.ndar
     out = np.zeros((5, n), np.float32)
     out[0] = rest
     last = (rest, 0.0, 0.0, 0.0)
+    marked = any(c in STRESS for seg in segments for c in seg.symbol)
     for seg in _stress_ahead(segments):
         a, b = int(seg.start * hz), max(int((seg.start + seg.duration) * hz), int(seg.start * hz) + 1)
         shape = viseme(seg.symbol)
+        if shape is not None:
+            shape = (shape[0] * _stress_gain(seg.symbol, marked), shape[1])
         target = last if shape is None else (*shape, *tongue_tip(seg.symbol))
         if shape == (0.0, 0.0) and seg.symbol in SILENCE:
             target = (rest, 0.0, 0.0, 0.0)
@@ -179,8 +183,9 @@ def mouth_from_phonemes(
     n = int(np.ceil(n_frames / fps * hz)) + 1
     jaw, wide, rise, forward, closed = _targets(list(segments), n, hz, rest)
     jaw, wide, rise, forward = (_gaussian(t, cfg.coarticulation * hz) for t in (jaw, wide, rise, forward))
-    # a bilabial shorter than a frame must still shut the lips on the frame it falls in
-    closure = _per_frame(_gaussian(closed, 0.01 * hz), hz, first, n_frames, fps, np.max)
+    # how much of each frame a bilabial covers: half a frame shuts the lips, so one shorter than a frame still
+    # shuts them on the frame it mostly falls in, and one that only touches a frame leaves that frame open
+    closure = _per_frame(closed, hz, first, n_frames, fps, np.mean)
     jaw_f = np.clip(_per_frame(jaw, hz, first, n_frames, fps, np.mean) * cfg.jaw_gain, 0, 1)
     shut = np.clip(closure * 2.0, 0, 1)
     jaw_f = jaw_f * (1 - shut) - cfg.press * shut  # shut, then pressed: the jaw field carries the press below 0
@@ -191,12 +196,24 @@ def mouth_from_phonemes(
 
 
 def _stress_ahead(segments: list[Segment]) -> list[Segment]:
-    """A stress mark (Piper gives it a duration of its own) is the onset of the vowel after it: give it that vowel."""
+    """A stress mark (Piper gives it a duration of its own) is the onset of the vowel after it: give it that vowel,
+    and mark the vowel stressed as eSpeak writes it ("ˈa")."""
     out = list(segments)
     for i in range(len(out) - 1, -1, -1):
         if out[i].symbol in STRESS and i + 1 < len(out):
-            out[i] = Segment(out[i + 1].symbol, out[i].start, out[i].duration)
+            nxt = out[i + 1]
+            stressed = nxt.symbol if nxt.symbol[:1] in STRESS else out[i].symbol + nxt.symbol
+            out[i] = Segment(stressed, out[i].start, out[i].duration)
+            out[i + 1] = Segment(stressed, nxt.start, nxt.duration)
     return out
+
+
+def _stress_gain(symbol: str, marked: bool) -> float:
+    """Jaw gain of a vowel by its stress: speakers open the jaw wider on stressed syllables, and an unstressed vowel
+    is shorter and quieter. Only where the engine marks stress at all (`marked`); consonants are left alone."""
+    if not marked or not any(c in _VOWELS for c in symbol):
+        return 1.0
+    return 1.0 if "ˈ" in symbol else SECONDARY_STRESS if "ˌ" in symbol else UNSTRESSED
 
 
 def _per_frame(track: np.ndarray, hz: float, first: int, n_frames: int, fps: float, reduce) -> np.ndarray:

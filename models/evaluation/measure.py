@@ -50,6 +50,9 @@ def measure_video(path: str | Path) -> tuple[dict, dict]:
     found = tracks["found"]
     result = metrics.container_checks(info) | metrics.audio_checks(audio, sr)
     result |= metrics.av_offset(tracks["mouth"][found], envelope[found], fps)
+    vowels = metrics.vowel_envelope(audio, sr, fps, len(frames))
+    result["lip_sync_corr_vowel"] = metrics.av_offset(tracks["mouth"][found], vowels[found], fps)["lip_sync_corr"]
+    result |= metrics.mouth_in_pauses(tracks["mouth"][found], envelope[found], fps)
     result["face_found_ratio"] = round(float(found.mean()), 4)
     result["blinks_per_min"] = metrics.blinks_per_minute(tracks["eyes"][found], fps)
     result["head_jitter"] = round(metrics.jitter(tracks["nose"][found]) * 1000, 4)  # per mille of face height

@@ -33,6 +33,42 @@ def av_offset(mouth: np.ndarray, envelope: np.ndarray, fps: float, max_lag_s: fl
             "lip_sync_corr_at_0": round(corrs.get(0, 0.0), 4)}  # fmt: skip
 
 
+def vowel_envelope(audio: np.ndarray, sr: int, fps: float, n_frames: int, band=(300.0, 1000.0)) -> np.ndarray:
+    """Per video frame: the audio's energy (RMS) between 300 and 1000 Hz, where an open vowel's first formant lies.
+
+    Loudness alone is blind where speech stays voiced between vowels (nasals, laterals, taps: eSpeak's Spanish):
+    those murmurs are loud below 300 Hz but weak in this band, so it follows the vowels, hence the jaw, more
+    closely. Windows of two frames centred on each frame, Hann-weighted."""
+    hop = sr / fps
+    win = max(int(2 * hop), 8)
+    freqs = np.fft.rfftfreq(win, 1 / sr)
+    sel = (freqs >= band[0]) & (freqs < band[1])
+    pad = np.pad(np.asarray(audio, np.float32), (win, win))
+    starts = (np.arange(n_frames) + 0.5) * hop - win / 2 + win
+    frames = np.stack([pad[int(a) : int(a) + win] for a in starts]) if n_frames else np.zeros((0, win), np.float32)
+    power = np.abs(np.fft.rfft(frames * np.hanning(win), axis=1)) ** 2
+    return np.sqrt(power[:, sel].sum(axis=1) / win).astype(np.float32)
+
+
+def mouth_in_pauses(mouth: np.ndarray, envelope: np.ndarray, fps: float, min_pause_s: float = 0.12) -> dict:
+    """Mean mouth opening (fraction of face height) in the pauses and in speech. A pause is a run of at least
+    `min_pause_s` of frames quieter than a tenth of the speech level (the 95th percentile of the loudness): the
+    short silences of stop closures are not pauses (the mouth is rightly open for a k or a t)."""
+    mouth, envelope = np.asarray(mouth, np.float64), np.asarray(envelope, np.float64)
+    n = min(len(mouth), len(envelope))
+    mouth, envelope = mouth[:n], envelope[:n]
+    quiet = envelope < 0.1 * (np.percentile(envelope, 95) if n else 0.0)
+    pause = np.zeros(n, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if (b - a) / fps >= min_pause_s:
+            pause[a:b] = True
+    speech = envelope >= 0.25 * (np.percentile(envelope, 95) if n else 0.0)
+    paused = round(float(mouth[pause].mean()), 4) if pause.any() else None
+    spoken = round(float(mouth[speech].mean()), 4) if speech.any() else None
+    return {"mouth_pause": paused, "mouth_speech": spoken}
+
+
 def blinks_per_minute(eye_openness: np.ndarray, fps: float, closed_ratio: float = 0.85) -> float:
     """Blink onsets (eye openness dropping below `closed_ratio` of its median) per minute of video.
 

@@ -8,15 +8,68 @@ from pathlib import Path
 import numpy as np
 
 THRESHOLDS = {"tts_ms": 0.2, "avatar_ms": 0.2, "encode_ms": 0.2, "total_ms": 0.2, "rtf": 0.2, "ttff_ms": 0.3}
+# per language: a median correlation lower than the baseline's by more than this is a regression (run-to-run
+# noise of one language's median is ~0.02: Piper's timings vary a little from run to run)
+LANGUAGE_DROP = {"lip_sync_corr": 0.05, "lip_sync_corr_vowel": 0.05}
 COLUMNS = ["id", "language", "audio_duration_s", "total_ms", "rtf", "ttff_ms", "stalls", "lip_sync_corr",
-           "av_offset_ms", "blinks_per_min", "head_jitter", "container_ok", "silence_ratio",
-           "loudness_dbfs"]  # fmt: skip
+           "lip_sync_corr_vowel", "av_offset_ms", "mouth_pause", "mouth_speech", "blinks_per_min", "head_jitter",
+           "container_ok", "silence_ratio", "loudness_dbfs"]  # fmt: skip
+
+
+def by_language(rows: list[dict]) -> dict[str, dict]:
+    """Lip sync per language: medians over its scenarios (correlations, |offset|) and the mean mouth opening in
+    pauses and in speech (fractions of face height)."""
+    out = {}
+    for lang in dict.fromkeys(r.get("language", "") for r in rows):
+        mine = [r for r in rows if r.get("language", "") == lang]
+        out[lang] = {
+            "scenarios": len(mine),
+            "lip_sync_corr": _summary(mine, "lip_sync_corr", np.median, 3),
+            "lip_sync_corr_vowel": _summary(mine, "lip_sync_corr_vowel", np.median, 3),
+            "abs_av_offset_ms": _summary(
+                [{"o": abs(r["av_offset_ms"])} for r in mine if r.get("av_offset_ms") is not None], "o", np.median, 1
+            ),
+            "mouth_pause": _summary(mine, "mouth_pause", np.mean, 4),
+            "mouth_speech": _summary(mine, "mouth_speech", np.mean, 4),
+        }
+    return out
+
+
+def _summary(rows: list[dict], key: str, how, digits: int) -> float | None:
+    vals = [float(r[key]) for r in rows if r.get(key) is not None]
+    return round(float(how(vals)), digits) if vals else None
+
+
+def language_regressions(rows: list[dict], baseline: list[dict]) -> list[dict]:
+    """Languages whose median lip-sync correlation fell below the baseline's by more than LANGUAGE_DROP."""
+    now, before = by_language(rows), by_language(baseline) if baseline else {}
+    found = []
+    for lang, stats in now.items():
+        for key, drop in LANGUAGE_DROP.items():
+            old = before.get(lang, {}).get(key)
+            if old is not None and stats[key] is not None and stats[key] < old - drop:
+                found.append({"id": f"language {lang}", "metric": f"median {key}", "baseline": old,
+                              "current": stats[key], "change_pct": round((stats[key] / old - 1) * 100, 1),
+                              "threshold_pct": round(-drop / old * 100, 1)})  # fmt: skip
+    return found
+
+
+def language_table(langs: dict[str, dict]) -> str:
+    head = ("language", "scenarios", "lip-sync correlation (median)", "vowel-band correlation (median)",
+            "abs(A/V offset) (median)", "mouth open in pauses", "mouth open in speech")  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for lang, s in langs.items():
+        offset = "" if s["abs_av_offset_ms"] is None else f"{s['abs_av_offset_ms']:.0f} ms"
+        lines.append(f"| {lang} | {s['scenarios']} | {s['lip_sync_corr']} | {s['lip_sync_corr_vowel']} | {offset} | "
+                     f"{s['mouth_pause']} | {s['mouth_speech']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def regressions(rows: list[dict], baseline: list[dict]) -> list[dict]:
-    """Times that got worse than the baseline by more than the threshold (20%; 30% for first fragment)."""
+    """Times that got worse than the baseline by more than the threshold (20%; 30% for first fragment), and
+    languages whose lip sync got worse (`language_regressions`)."""
     base = {r["id"]: r for r in baseline}
-    found = []
+    found = language_regressions(rows, baseline)
     for row in rows:
         old = base.get(row["id"])
         for key, limit in THRESHOLDS.items():
@@ -31,6 +84,7 @@ def regressions(rows: list[dict], baseline: list[dict]) -> list[dict]:
 def markdown(rows: list[dict], found: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    lines += ["", "Lip sync per language:", "", language_table(by_language(rows))]
     if found:
         lines += ["", f"**{len(found)} regression(s)** against the baseline:", ""]
         lines += [f"- {f['id']} {f['metric']}: {f['baseline']} -> {f['current']} (+{f['change_pct']}%)" for f in found]
@@ -93,7 +147,8 @@ def write_report(results: list[tuple[dict, dict]], out: Path, baseline: Path | N
     tracks = {r["id"]: t for r, t in results}
     base_rows = json.loads(baseline.read_text())["scenarios"] if baseline else []
     found = regressions(rows, base_rows)
-    report = {"scenarios": rows, "regressions": found, "baseline": str(baseline) if baseline else None}
+    report = {"scenarios": rows, "languages": by_language(rows), "regressions": found,
+              "baseline": str(baseline) if baseline else None}  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown(rows, found))
     _plots(rows, tracks, out, {r["id"]: r["fps"] for r in rows})

@@ -21,6 +21,9 @@ VOICES = {"en": "en-us", "es": "es", "zh-cn": "cmn"}  # our language code -> eSp
 _OUTPUT_SYNCHRONOUS, _CHARS_UTF8, _POS_CHARACTER, _RATE = 2, 1, 1, 1
 _INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA, _INIT_DONT_EXIT = 0x0001, 0x0002, 0x8000
 _EVENT_END_OF_LIST, _EVENT_PHONEME = 0, 7
+SENTENCE_PAUSE_S, CLAUSE_PAUSE_S = 0.2, 0.1
+STOPS = frozenset("pbtdkgɡcɟ")  # and affricates and aspirated stops, which begin with one ("ts", "tɕ", "ph")
+CLOSURE_MAX_S, MIN_PHONEME_S = 0.12, 0.02
 _LOCK = threading.Lock()
 _STATE: dict = {}
 
@@ -103,7 +106,16 @@ class EspeakEngine:
             pcm = np.concatenate(sink["audio"]) if sink["audio"] else np.zeros(0, np.int16)
             events = list(sink["events"])
         audio = np.clip(pcm.astype(np.float32) / 32768 * opts.volume, -1, 1)
-        return SpeechChunk(audio, rate, text, _timings(events, len(audio), rate))
+        phonemes = _with_closures(_timings(events, len(audio), rate), audio, rate)
+        pause = np.zeros(int(_pause_after(text) / opts.speed * rate), np.float32)
+        phonemes.append(Phoneme("_", len(audio) / rate, len(pause) / rate))
+        return SpeechChunk(np.concatenate([audio, pause]), rate, text, phonemes)
+
+
+def _pause_after(sentence: str) -> float:
+    """Seconds of silence after a sentence (a clause: less). eSpeak ends its audio with the last sound, so its
+    sentences ran together; a speaker (and Piper, ~0.15-0.27 s) pauses between them, and closes the mouth there."""
+    return SENTENCE_PAUSE_S if sentence.rstrip()[-1:] in ".!?。！？…" else CLAUSE_PAUSE_S
 
 
 def _timings(events: list[tuple[str, int]], n_samples: int, rate: int) -> list[Phoneme]:
@@ -115,3 +127,29 @@ def _timings(events: list[tuple[str, int]], n_samples: int, rate: int) -> list[P
     for (symbol, _), a, b in zip(events, bounds[:-1], bounds[1:], strict=True):
         out.append(Phoneme(symbol or "_", a / rate, (b - a) / rate))
     return [p for p in out if p.duration > 0]
+
+
+def _with_closures(phonemes: list[Phoneme], audio: np.ndarray, rate: int) -> list[Phoneme]:
+    """eSpeak's event for a stop (p, b, t, d, k, g) marks its release; the silence of its closure, when the lips
+    or the tongue are already shut, is counted in the phoneme before it. Give each stop its closure: the quiet
+    stretch (5 ms steps under an eighth of the speech level) that ends at its event, at most CLOSURE_MAX_S long."""
+    step = max(rate // 200, 1)
+    frames = audio[: len(audio) // step * step].reshape(-1, step)
+    if not len(frames):
+        return phonemes
+    rms = np.sqrt(np.mean(np.square(frames), axis=1))
+    quiet = rms < np.percentile(rms, 90) / 8
+    out = list(phonemes)
+    for i in range(1, len(out)):
+        prev, stop = out[i - 1], out[i]
+        if stop.symbol.lstrip("ˈˌ")[:1] not in STOPS or prev.symbol in ("_", ""):
+            continue
+        k = end = min(int(round(stop.start * rate / step)), len(quiet))
+        floor = max(int(np.ceil((prev.start + MIN_PHONEME_S) * rate / step)), end - int(CLOSURE_MAX_S * rate / step))
+        while k > floor and quiet[k - 1]:
+            k -= 1
+        if k < end:
+            start = k * step / rate
+            out[i - 1] = Phoneme(prev.symbol, prev.start, start - prev.start)
+            out[i] = Phoneme(stop.symbol, start, stop.start + stop.duration - start)
+    return out

@@ -132,6 +132,26 @@ def test_lips_close_on_bilabials_even_when_short():
     assert c.jaw[5] > 0.7 and c.jaw[20] > 0.6
 
 
+def test_a_bilabial_that_only_touches_a_frame_leaves_that_frame_open():
+    # the 'm' starts 5 ms before frame 12 ends: frame 12 is still the open vowel's, frame 13 is shut
+    segs = [Segment("a", 0.0, 0.515), Segment("m", 0.515, 0.1), Segment("a", 0.615, 0.5)]
+    c = _plan(segs, 1.2)
+    assert c.jaw[12] > 0.3 and c.jaw[13] < 0.0 and c.jaw[14] < 0.0  # below 0: the lips press
+
+
+def test_stressed_vowels_open_wider_than_unstressed_ones():
+    def jaw_of(symbols):
+        segs = [Segment(s, 0.3 * i, 0.3) for i, s in enumerate(symbols)]
+        return _plan(segs, 0.3 * len(symbols)).jaw
+
+    espeak = jaw_of(["ˈe", "t", "e", "t", "ˈe"])  # eSpeak writes the mark on the vowel
+    assert espeak[3] > espeak[18] + 0.1 and espeak[33] > espeak[18] + 0.1
+    piper = jaw_of(["ˈ", "e", "t", "e", "t", "ˈ", "e"])  # Piper gives the mark a span of its own
+    assert piper[8] > piper[26] + 0.1
+    unmarked = jaw_of(["e", "t", "e", "t", "e"])  # an engine that marks no stress: every vowel as it was
+    assert unmarked[18] == pytest.approx(espeak[3], abs=0.02)
+
+
 def test_mouth_rests_in_silence():
     segs = [Segment("^", 0.0, 1.0), Segment("a", 1.0, 0.3), Segment("$", 1.3, 1.0)]
     c = _plan(segs, 2.3, rest=0.0)

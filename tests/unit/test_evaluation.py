@@ -76,6 +76,46 @@ def _rows(total):
              "fps": 25.0, "video": "a.mp4", "audio_duration_s": 1.0}]  # fmt: skip
 
 
+def test_vowel_band_follows_vowels_not_murmurs():
+    sr, fps = 22050, 25
+    t = np.arange(sr) / sr
+    vowel = 0.2 * np.sin(2 * np.pi * 600 * t)  # an open vowel's first formant
+    murmur = 0.2 * np.sin(2 * np.pi * 150 * t)  # a nasal's murmur: as loud, below the band
+    env = metrics.vowel_envelope(np.concatenate([vowel, murmur]).astype(np.float32), sr, fps, 50)
+    assert env[5:20].mean() > 10 * env[30:45].mean()
+    assert len(metrics.vowel_envelope(np.zeros(100, np.float32), sr, fps, 0)) == 0
+
+
+def test_mouth_in_pauses_counts_pauses_not_closures():
+    fps = 25
+    envelope = np.full(100, 0.2)
+    envelope[20:22] = 0.001  # a stop closure (80 ms): not a pause, the mouth may be open
+    envelope[50:65] = 0.001  # a pause of 0.6 s
+    mouth = np.full(100, 0.07)
+    mouth[50:65] = 0.02
+    out = metrics.mouth_in_pauses(mouth, envelope, fps)
+    assert out == {"mouth_pause": 0.02, "mouth_speech": 0.07}
+    assert metrics.mouth_in_pauses(mouth, np.full(100, 0.2), fps)["mouth_pause"] is None  # no pause at all
+
+
+def test_lip_sync_is_summarised_and_checked_per_language():
+    from models.evaluation.report import by_language, language_table
+
+    def rows(es_corr):
+        return [{"id": f"{lang}{i}", "language": lang, "lip_sync_corr": c, "lip_sync_corr_vowel": c,
+                 "av_offset_ms": -40.0 * (i % 2), "mouth_pause": 0.03, "mouth_speech": 0.07}
+                for lang, c in (("en", 0.6), ("es", es_corr)) for i in range(5)]  # fmt: skip
+
+    langs = by_language(rows(0.5))
+    assert langs["es"] == {"scenarios": 5, "lip_sync_corr": 0.5, "lip_sync_corr_vowel": 0.5, "abs_av_offset_ms": 0.0,
+                           "mouth_pause": 0.03, "mouth_speech": 0.07}  # fmt: skip
+    assert "| es | 5 | 0.5 |" in language_table(langs)
+    found = regressions(rows(0.4), rows(0.5))  # Spanish fell by 0.1: flagged, English not
+    assert {(f["id"], f["metric"]) for f in found} == {("language es", "median lip_sync_corr"),
+                                                       ("language es", "median lip_sync_corr_vowel")}  # fmt: skip
+    assert regressions(rows(0.47), rows(0.5)) == []  # within noise
+
+
 def test_regression_is_flagged_when_the_baseline_was_better():
     found = regressions(_rows(130.0), _rows(100.0))
     assert {f["metric"] for f in found} == {"total_ms", "rtf"} and found[0]["change_pct"] == pytest.approx(30.0)
@@ -106,6 +146,8 @@ def test_scenario_files(tmp_path):
     ids = {s.id for s in shipped}
     assert {"en-short", "en-medium", "es-short", "es-medium", "zh-short", "zh-medium"} <= ids
     assert {s.language for s in shipped if s.id.startswith("switch-en-zh-es/")} == {"en", "zh-cn", "es"}
+    per_language = {lang: sum(s.language == lang for s in shipped) for lang in ("en", "es", "zh-cn")}
+    assert min(per_language.values()) >= 5, per_language  # lip sync is reported per language
     bad = tmp_path / "bad.yaml"
     for text in ("{}", "- {text: hi}", "- {id: a, text: hi, colour: red}", "- {id: a, text: x}\n- {id: a, text: y}"):
         bad.write_text(text)

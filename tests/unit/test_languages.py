@@ -33,6 +33,40 @@ def test_espeak_speaks_with_exact_timings(router, language, text):
     assert vowels, "eSpeak phonemes map to open-mouth visemes"
 
 
+def test_espeak_pauses_after_each_sentence(router):
+    from models.tts.espeak import CLAUSE_PAUSE_S, SENTENCE_PAUSE_S
+
+    speech = synthesize(router, "Hola, amigo. ¿Qué tal?", "es")
+    for chunk in speech.chunks:  # eSpeak ends its audio at the last sound; a speaker pauses there
+        last = chunk.phonemes[-1]
+        assert last.symbol == "_" and last.duration == pytest.approx(SENTENCE_PAUSE_S, abs=1e-3)
+        assert np.abs(chunk.audio[-int(SENTENCE_PAUSE_S * chunk.sample_rate) :]).max() == 0
+    (clause,) = router.synthesize_stream("Hola, amigo,", "es")  # a stream's first piece may end at a clause
+    assert clause.phonemes[-1].duration == pytest.approx(CLAUSE_PAUSE_S, abs=1e-3)
+    from models.tts import SynthesisOptions
+
+    (fast,) = router.synthesize_stream("Hola.", "es", options=SynthesisOptions(speed=2))
+    assert fast.phonemes[-1].duration == pytest.approx(SENTENCE_PAUSE_S / 2, abs=1e-3)
+
+
+def test_an_espeak_stop_owns_the_silence_of_its_closure():
+    from models.tts.base import Phoneme
+    from models.tts.espeak import _with_closures
+
+    rate = 22050
+    t = np.arange(int(0.5 * rate)) / rate
+    audio = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    audio[int(0.2 * rate) : int(0.26 * rate)] = 0  # the lips shut: silence, then the release at 0.26 s
+    events = [Phoneme("a", 0.0, 0.26), Phoneme("p", 0.26, 0.03), Phoneme("ˈa", 0.29, 0.21)]
+    a, p, a2 = _with_closures(events, audio, rate)
+    assert p.start == pytest.approx(0.2, abs=0.006) and p.start + p.duration == pytest.approx(0.29)
+    assert a.duration == pytest.approx(p.start) and a2 == events[2]  # the spans still tile the audio
+    loud = np.full_like(audio, 0.3)  # no closure silence before the event: nothing moves
+    assert _with_closures(events, loud, rate) == events
+    after_pause = [Phoneme("_", 0.0, 0.26), Phoneme("p", 0.26, 0.03), Phoneme("a", 0.29, 0.21)]
+    assert _with_closures(after_pause, audio, rate) == after_pause  # a pause is not a closure
+
+
 def test_routing_and_voices(router):
     assert set(router.languages) == {"en", "es", "zh-cn"}
     assert router.engine_for("en", None).name == "piper" and router.engine_for("es", "default").name == "espeak"
