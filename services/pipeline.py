@@ -19,18 +19,18 @@ import bentoml
 
 from models.pacing import Pacer
 from models.settings import load_settings
-from services import routes_conversation, routes_health, routes_library, routes_speech, routes_video
+from services import routes_conversation, routes_health, routes_library, routes_live, routes_speech, routes_video
 from services.app import add_middleware, app
 from services.avatar import AvatarService
 from services.backends import BREAKERS, PROBE_S, call, check, dispatch, probe
 from services.breaker import Breaker
 from services.conversation import Conversations
-from services.schemas import ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult
+from services.schemas import ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult, pack_audio
 from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
 SERVING = load_settings().serving
-for group in (routes_video, routes_health, routes_speech, routes_library, routes_conversation):
+for group in (routes_video, routes_health, routes_speech, routes_library, routes_conversation, routes_live):
     app.include_router(group.router)
 
 
@@ -73,6 +73,11 @@ class AvatarPipeline:
         result = await call(self.tts.to_async.transcribe, base64.b64encode(data).decode(), language, candidates)
         check(result)
         return result["transcript"]
+
+    async def _vad(self, audio, state: dict | None) -> dict:
+        result = await call(self.tts.to_async.vad, pack_audio(audio), state)
+        check(result)
+        return result
 
     async def probe(self) -> dict[str, dict | str]:
         """Each dependency's info, or why it is down, within PROBE_S."""

@@ -234,3 +234,21 @@ class ChatRequest(BaseModel):
     language: str | None = Field(
         None, pattern=LANGUAGE_PATTERN, max_length=12, description="the user's language; default: the persona's"
     )
+
+
+class LiveHello(BaseModel):
+    """The first message on `/api/v1/live` (JSON text). Then the client sends its microphone as binary frames of
+    16-bit little-endian mono PCM at 16 kHz (20-30 ms each is typical), and JSON `{"type": "playback",
+    "position_s": N}` now and then (the playhead in the current answer's video: what was heard when the user
+    interrupts)."""
+
+    model_config = {"extra": "forbid"}
+
+    persona: str | None = Field(None, pattern=ID_PATTERN, description="persona id (GET /api/v1/personas)")
+    session: str | None = Field(None, pattern=SESSION_PATTERN, description="continue this conversation")
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN, max_length=12, description="none: detected")
+    sample_rate: int = Field(16000, description="of the PCM frames; only 16000 is taken")
+    size: int | None = Field(None, ge=128, le=1024, multiple_of=2, strict=True)
+    fps: float | None = Field(None, ge=10, le=60)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    end_silence_ms: int = Field(600, ge=200, le=3000, description="silence that ends the user's turn")

@@ -21,10 +21,12 @@ SERVING = load_settings().serving
 
 
 async def stream(
-    svc, body: GenerateRequest, pieces: AsyncIterator[str] | None = None, on_piece: Callable | None = None
-) -> AsyncIterator[bytes]:
+    svc, body: GenerateRequest, pieces: AsyncIterator[str] | None = None, on_piece: Callable | None = None,
+    info: dict | None = None,
+) -> AsyncIterator[bytes]:  # fmt: skip
     """One stream's bytes. `pieces` (default: `body.text` cut into sentences) may arrive while the stream plays,
-    e.g. from an LLM; `on_piece(text, at_s)` hears where each piece starts in the video."""
+    e.g. from an LLM; `on_piece(text, at_s)` hears where each piece starts in the video; `info["video_s"]` is
+    the video's length once the last bytes are out."""
     pieces = pieces or as_async(pieces_of(body.text, svc.settings.tts.max_chars))
     live = _live_video(svc, body)
     speech: asyncio.Queue = asyncio.Queue(4)
@@ -40,6 +42,8 @@ async def stream(
             async for data in _piece_video(svc, body.avatar, live, piece, pacer, window):
                 yield data
         yield live.finish()
+        if info is not None:
+            info["video_s"] = live.duration
     except BaseException:
         live.abort()
         raise

@@ -10,7 +10,7 @@ import bentoml
 
 from models.settings import load_settings
 from services.common import capture, workers
-from services.schemas import SynthesisRequest, SynthesisResult, pack_audio
+from services.schemas import SynthesisRequest, SynthesisResult, pack_audio, unpack_audio
 
 SETTINGS = load_settings()
 SERVING = SETTINGS.serving
@@ -34,6 +34,7 @@ class TTSService:
         # one onnxruntime session is thread-safe; a batch is spread over one thread per core
         self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
         self.asr, self.asr_error = _load_asr(s, self.device)
+        self._vad = None  # Silero VAD, loaded by the first live stream
 
     @bentoml.api(batchable=True, max_batch_size=SERVING.tts_max_batch_size, max_latency_ms=SERVING.tts_max_latency_ms)
     def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
@@ -80,6 +81,21 @@ class TTSService:
             if self.asr is None:
                 raise EngineUnavailable(self.asr_error)
             return {"transcript": self.asr.transcribe(base64.b64decode(audio), None, language, candidates).as_dict()}
+
+        return capture(run, _error)
+
+    @bentoml.api
+    def vad(self, audio: str, state: dict | None = None) -> dict:
+        """Silero VAD for a live microphone stream: speech probabilities of 16 kHz audio (base64 int16 PCM) in
+        32 ms windows, and the stream's next state (the caller keeps it: this service holds none per stream)."""
+
+        def run() -> dict:
+            from models.live.vad import SileroVad, VadState
+
+            if self._vad is None:
+                self._vad = SileroVad()
+            probs, after = self._vad.probabilities(unpack_audio(audio), VadState.from_dict(state))
+            return {"probs": [round(float(p), 4) for p in probs], "state": after.as_dict()}
 
         return capture(run, _error)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from models.errors import NotFound
 from models.text import normalize_language, normalize_text
 
+INTERRUPTED_EARLY = "…"  # the reply the history keeps when the user interrupted before any of it was heard
 # For the instruction that makes the reply follow the language the user spoke (codes as normalize_language gives)
 LANGUAGE_NAMES = {
     "en": "English", "es": "Spanish", "zh-cn": "Mandarin Chinese (simplified characters)", "fr": "French",
@@ -44,6 +45,7 @@ class Conversation:
     greeting: str = ""  # what the avatar said first: the model sees it as its own opening line
     turns: list[Turn] = field(default_factory=list)
     last_used: float = field(default_factory=time.monotonic)
+    _heard: dict[str, str] = field(default_factory=dict, repr=False)  # interrupted replies: what was heard
 
     @classmethod
     def for_persona(cls, persona, llm) -> Conversation:
@@ -68,9 +70,20 @@ class Conversation:
 
     def remember(self, user_text: str, reply: str) -> None:
         """Add an exchange, then drop the oldest ones until both bounds hold."""
+        reply = self._heard.pop(user_text, reply)
         self.turns.append(Turn(user_text, reply.strip()))
         while self.turns and (len(self.turns) > self.max_turns or sum(t.chars for t in self.turns) > self.max_chars):
             self.turns.pop(0)
+
+    def heard_only(self, user_text: str, spoken: str) -> None:
+        """The user talked over the reply to `user_text`: remember what they heard of it (`spoken`), not what the
+        model wrote. The reply may already be remembered (its stream closed first) or not yet."""
+        user_text = normalize_text(user_text, self.max_user_chars)
+        spoken = spoken.strip() or INTERRUPTED_EARLY
+        if self.turns and self.turns[-1].user == user_text:
+            self.turns[-1] = Turn(user_text, spoken)
+        else:
+            self._heard[user_text] = spoken
 
     def reply(self, client, user_text: str, language: str | None = None, stats=None) -> Iterator[str]:
         """Text deltas of the answer (from a `ChatClient`). The exchange is remembered once the reply ends, or

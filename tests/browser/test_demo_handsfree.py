@@ -1,0 +1,70 @@
+"""Hands-free in a real browser: Chromium's fake microphone plays a question, a pause, and a second question that
+starts while the answer plays. The page answers the first, stops it when the second starts (the transcript marks
+it interrupted), and answers the second, over one WebSocket."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import chromium
+from tests.browser.test_demo_conversation import talk_server  # noqa: F401  (the fixture)
+from tests.browser.test_demo_page import open_page, severe
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+REPLY = "Sure. It is sunny and warm today. Later some clouds may come over the hills, and the wind picks up."
+
+
+@pytest.fixture
+def conversation_wav(tmp_path) -> str:
+    import soundfile as sf
+
+    from models.tts import create_engine, synthesize
+
+    engine = create_engine("piper")
+    first = synthesize(engine, "Hello avatar, how is the weather today?")
+    second = synthesize(engine, "Wait, what about tomorrow?")
+    sr = first.sample_rate
+    gap = np.zeros(int(5.0 * sr), np.float32)  # the end of the turn, then a few seconds of the answer
+    audio = np.concatenate([np.zeros(int(0.5 * sr), np.float32), first.audio, gap, second.audio,
+                            np.zeros(30 * sr, np.float32)])  # fmt: skip
+    path = tmp_path / "conversation.wav"
+    sf.write(path, audio, sr, subtype="PCM_16")
+    return str(path)
+
+
+def events(driver) -> list[dict]:
+    return driver.execute_script("return window.avatarLive")
+
+
+def test_hands_free_answers_and_stops_when_talked_over(talk_server, fake_llm, conversation_wav, tmp_path,  # noqa: F811
+                                                      downloads):  # fmt: skip
+    from selenium.webdriver.common.by import By
+
+    fake_llm.mode, fake_llm.reply, fake_llm.delay_s = "stream", REPLY, 0.02
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={conversation_wav}")  # fmt: skip
+    driver = chromium(tmp_path, downloads, flags)
+    try:
+        open_page(driver, talk_server)
+        driver.find_element(By.ID, "handsfree").click()
+        deadline = time.time() + 90
+        while time.time() < deadline and not any(e["type"] == "done" and e.get("turn") == 2 for e in events(driver)):
+            time.sleep(0.3)
+        driver.save_screenshot(str(tmp_path / "demo-handsfree.png"))
+        got = events(driver)
+        kinds = [e["type"] for e in got]
+        assert kinds[0] == "listening" and "interrupted" in kinds, kinds
+        cut = got[kinds.index("interrupted")]
+        assert cut["turn"] == 1 and cut["spoken"].startswith("Sure.") and len(cut["spoken"]) < len(REPLY), cut
+        assert any(e["type"] == "done" and e.get("turn") == 2 and e["reply"] == REPLY for e in got), kinds
+        bubbles = driver.find_elements(By.CSS_SELECTOR, "#transcript li")
+        assert "cut" in bubbles[1].get_attribute("class") and bubbles[3].text == REPLY, [b.text for b in bubbles]
+        played = driver.execute_script("return window.avatarStats")
+        assert played["playing"] is not None and played["state"] in ("streaming", "done"), played
+        assert severe(driver) == []
+    finally:
+        fake_llm.delay_s = 0.0
+        driver.quit()

@@ -1,0 +1,128 @@
+"""Hands-free conversation over `/api/v1/live` against a real `bentoml serve` (Silero VAD in the speech service,
+the tiny random Whisper, the fake LLM): a spoken question, silence, then a second question spoken while the
+answer plays -> two turns, the first interrupted and remembered only as far as it was heard; and bad clients get
+a clear close code and reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from models.media.audio import resample
+from models.tts import create_engine, synthesize
+
+pytestmark = pytest.mark.integration
+websockets = pytest.importorskip("websockets")
+RATE = 16000
+
+
+@pytest.fixture
+def server(serve, fake_llm, tiny_whisper):
+    if not tiny_whisper:
+        pytest.skip("speech recognition needs faster-whisper and transformers")
+    return serve("services.pipeline:AvatarPipeline", AVATAR__LLM__BASE_URL=fake_llm.base_url, AVATAR__LLM__MODEL="f")
+
+
+def speech(text: str) -> bytes:
+    s = synthesize(create_engine("piper"), text)
+    return (resample(s.audio, s.sample_rate, RATE) * 32767).astype("<i2").tobytes()
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(int(seconds * RATE) * 2)
+
+
+async def talk(url: str, first: bytes, second: bytes) -> tuple[list, list[int]]:
+    """Say `first`, then silence until the answer's first fragment arrives, then `second` over it, in real time
+    (30 ms frames); returns every JSON event and the sizes of the binary fragments received."""
+    events, fragments, first_at = [], [], []
+    async with websockets.connect(url.replace("http", "ws") + "/api/v1/live", max_size=None) as ws:
+        await ws.send(json.dumps({"language": "en"}))
+
+        async def receive():
+            async for message in ws:
+                if isinstance(message, bytes):
+                    fragments.append(len(message))
+                    first_at.append(first_at[0] if first_at else time.monotonic())
+                else:
+                    events.append(json.loads(message))
+
+        reader = asyncio.create_task(receive())
+
+        async def say(pcm: bytes, until=None):
+            for i in range(0, len(pcm), 960):
+                await ws.send(pcm[i : i + 960])
+                await asyncio.sleep(0.03)
+                if until and until():
+                    return
+
+        await say(silence(0.3) + first)
+        # the answer has played for ~2 s (a player starts at its first fragment): its first sentence was heard
+        await say(silence(15.0), until=lambda: first_at and time.monotonic() - first_at[0] > 2.0)
+        await say(second + silence(1.0))
+        deadline = time.monotonic() + 60
+        while not any(e["type"] == "done" and e["turn"] == 2 for e in events) and time.monotonic() < deadline:
+            await say(silence(0.3))  # the microphone stays open while the second answer comes
+        reader.cancel()
+    return events, fragments
+
+
+def test_talking_over_the_answer_interrupts_it_and_history_keeps_what_was_heard(server, fake_llm):
+    fake_llm.mode, fake_llm.delay_s = "stream", 0.04
+    fake_llm.reply = ("Sure. The weather today is sunny and warm. Later there may be some clouds over the hills. "
+                      "Tomorrow looks much the same, with a light wind from the west.")  # fmt: skip
+    try:
+        events, fragments = asyncio.run(
+            talk(server.url, speech("What is the weather like today?"), speech("And what about tomorrow?"))
+        )
+    finally:
+        fake_llm.delay_s = 0.0
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "listening" and kinds.count("speech_started") >= 2 and kinds.count("speech_ended") >= 2
+    cut = events[kinds.index("interrupted")]
+    assert cut["turn"] == 1 and cut["spoken"].startswith("Sure.") and "Tomorrow" not in cut["spoken"]
+    first = [e for e in events if e.get("turn") == 1 and e["type"] == "done"]  # made faster than it plays
+    assert not first or cut["at_s"] < first[0]["video_s"]  # it was still playing: the client stops it
+    second = [e for e in events if e.get("turn") == 2]
+    assert [e["type"] for e in second][0] == "transcript" and second[-1]["type"] == "done"
+    assert second[-1]["video_s"] > 3 and len(fragments) > 5
+    # the second question's request carried the first answer as far as it was heard, not the whole reply
+    history = fake_llm.requests[-1]["body"]["messages"]
+    assistant = [m["content"] for m in history if m["role"] == "assistant"]
+    assert assistant[-1] == cut["spoken"] and len(assistant[-1]) < len(fake_llm.reply)
+
+
+async def closed(url: str, *messages) -> tuple[int, str]:
+    async with websockets.connect(url.replace("http", "ws") + "/api/v1/live") as ws:
+        for m in messages:
+            await ws.send(m)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 20)
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code, exc.rcvd.reason
+
+
+@pytest.mark.parametrize(
+    "messages,code,words",
+    [
+        (["not json"], 1007, "JSON object"),
+        ([json.dumps({"sample_rate": 44100})], 1007, "16000"),
+        ([json.dumps({"colour": "red"})], 1007, "colour"),
+        ([json.dumps({}), b"\x00\x01\x02"], 1007, "even number"),
+        ([json.dumps({}), bytes(70000)], 1009, "at most"),
+        ([json.dumps({}), "hello?"], 1003, "playback"),
+    ],
+)
+def test_bad_clients_get_a_clear_close(server, messages, code, words):
+    got, reason = asyncio.run(closed(server.url, *messages))
+    assert got == code and words in reason, (got, reason)
+
+
+def test_a_server_without_an_llm_closes_with_the_reason(serve):
+    plain = serve("services.pipeline:AvatarPipeline")
+    got, reason = asyncio.run(closed(plain.url, json.dumps({})))
+    assert got == 1011 and "base_url" in reason
