@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format serve bench bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-images bento image images demo clean
+.PHONY: setup test test-fast lint format serve bench bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-live bench-images bento image images demo clean
 PORT ?= 3000
 
 setup:
@@ -47,6 +47,10 @@ bench: setup
 	$(PY) scripts/bench_conversation.py --readme README.md
 	$(PY) scripts/bench_speech.py --readme README.md
 	$(PY) scripts/bench_lipsync.py --readme README.md
+	$(PY) scripts/bench_live.py --readme README.md
+
+bench-live: setup
+	$(PY) scripts/bench_live.py --readme README.md
 
 bench-lipsync: setup
 	$(PY) scripts/bench_lipsync.py --readme README.md

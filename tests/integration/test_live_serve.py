@@ -115,6 +115,7 @@ async def closed(url: str, *messages) -> tuple[int, str]:
         ([json.dumps({}), b"\x00\x01\x02"], 1007, "even number"),
         ([json.dumps({}), bytes(70000)], 1009, "at most"),
         ([json.dumps({}), "hello?"], 1003, "playback"),
+        ([json.dumps({"persona": "nobody"})], 1008, "nobody"),
     ],
 )
 def test_bad_clients_get_a_clear_close(server, messages, code, words):
@@ -126,3 +127,33 @@ def test_a_server_without_an_llm_closes_with_the_reason(serve):
     plain = serve("services.pipeline:AvatarPipeline")
     got, reason = asyncio.run(closed(plain.url, json.dumps({})))
     assert got == 1011 and "base_url" in reason
+
+
+async def drop_mid_turn(url: str, question: bytes) -> None:
+    """Say the question (faster than real time: the VAD counts samples), then hang up once the answer starts."""
+    async with websockets.connect(url.replace("http", "ws") + "/api/v1/live", max_size=None) as ws:
+        await ws.send(json.dumps({"language": "en"}))
+        data = question + silence(1.0)
+        for i in range(0, len(data), 3200):
+            await ws.send(data[i : i + 3200])
+        async for message in ws:
+            if isinstance(message, bytes) or json.loads(message)["type"] in ("transcript", "error"):
+                return  # the socket drops here, in the middle of the turn
+
+
+def test_dropped_sockets_cancel_their_turns_and_memory_stays_flat(server, fake_llm):
+    fake_llm.mode, fake_llm.delay_s = "stream", 0.01
+    question = speech("What is the weather like today?")
+    try:
+        for _ in range(15):  # warm-up: pools, caches, allocator arenas
+            asyncio.run(drop_mid_turn(server.url, question))
+        before = server.rss_mb()
+        for _ in range(45):
+            asyncio.run(drop_mid_turn(server.url, question))
+        growth = server.rss_mb() - before
+    finally:
+        fake_llm.delay_s = 0.0
+    print(f"live soak: {growth:+.1f} MB over 45 dropped turns (from {before:.0f} MB)")
+    assert growth < 40, f"memory grew {growth:.0f} MB over 45 dropped turns"
+    events, _ = asyncio.run(talk(server.url, question, speech("And tomorrow?")))  # the server still converses
+    assert any(e["type"] == "done" and e["turn"] == 2 for e in events)

