@@ -2,6 +2,7 @@
 
 avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
 avatar stream "Hello there." -o hello.mp4 [--play]   (fragmented MP4 written while it is made)
+avatar talk --wav conversation.wav --out turns/ [--persona assistant] [--language en]   (hands-free, offline)
 avatar info
 """
 
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="fragmented MP4 file to write (- for standard output)")
     out.add_argument("--play", action="store_true", help="pipe the stream into a player (ffplay, mpv or vlc)")
     _speech_options(st)
+    t = sub.add_parser("talk", help="hands-free turns from a recording: answers when it pauses, stops when talked over")
+    t.add_argument("--wav", type=Path, required=True, help="the microphone, recorded (any rate; played in real time)")
+    t.add_argument("--out", type=Path, required=True, help="folder for each answer's MP4 (turn-N.mp4)")
+    t.add_argument("--persona", help="persona id (default: the first in the personas file)")
+    t.add_argument("--language", help="the language spoken (default: detected)")
     sub.add_parser("info", help="show device, engines and settings")
     e = sub.add_parser("eval", help="run scenarios and measure the videos (lip sync, blinks, jitter, timings)")
     e.add_argument("--scenarios", type=Path, required=True, help="YAML list of {id, text, language, avatar, voice}")
@@ -216,6 +222,32 @@ def _run(pipeline, args: argparse.Namespace, text: str, image):
             print(file=sys.stderr)
 
 
+def _talk(args: argparse.Namespace) -> int:
+    """Each event as a JSON line on standard output; answers into --out."""
+    import asyncio
+
+    from models.asr import load_transcriber
+    from models.chat import ChatClient, Conversation
+    from models.chat.personas import get_persona, load_personas
+    from models.live.local import Stages, talk
+    from models.live.vad import RATE
+    from models.media.audio import read_audio, resample
+    from models.pipeline import Pipeline
+
+    if not args.wav.is_file():
+        raise AvatarError(f"recording not found: {args.wav}", field="wav")
+    args.out.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline()
+    s = pipeline.settings
+    client, transcriber = ChatClient.from_settings(s.llm), load_transcriber(s)  # their errors say what to set
+    persona = get_persona(load_personas(s.llm.personas_file), args.persona)
+    audio, sr = read_audio(args.wav.read_bytes())
+    conversation = Conversation.for_persona(persona, s.llm)
+    stages = Stages(pipeline, transcriber, conversation, client, args.language)
+    asyncio.run(talk(resample(audio, sr, RATE), args.out, stages, lambda e: print(json.dumps(e, ensure_ascii=False))))
+    return 0
+
+
 def _info(_: argparse.Namespace) -> int:
     from models.avatar.registry import available_renderers
     from models.device import resolve_device
@@ -268,7 +300,8 @@ def _eval_conversations(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _generate, "stream": _stream, "info": _info, "eval": _eval}[args.command](args)
+        commands = {"generate": _generate, "stream": _stream, "info": _info, "eval": _eval, "talk": _talk}
+        return commands[args.command](args)
     except AvatarError as exc:
         allowed = f" (allowed: {exc.allowed})" if exc.allowed is not None else ""
         print(f"avatar: error: {exc.message}{allowed}", file=sys.stderr)

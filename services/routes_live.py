@@ -93,7 +93,7 @@ def _session(ws: WebSocket, svc, hello: LiveHello) -> tuple[LiveSession, dict]:
         await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_json(item))
 
     def interrupted(turn: Turn, spoken: str) -> None:
-        if getattr(turn, "heard", None):
+        if turn.heard:
             conv.heard_only(turn.heard, spoken)
 
     def respond(utterance: Utterance, turn: Turn) -> AsyncIterator[dict | bytes]:

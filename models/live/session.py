@@ -39,6 +39,7 @@ class Turn:
     video_s: float | None = None  # its length, when the answer is complete
     position_s: float | None = None  # the client's last reported playhead
     task: asyncio.Task | None = None
+    heard: str | None = None  # what the user said (its transcript), once known
 
     def playhead(self, now: float) -> float:
         """Where the client's playback is: its last report, else the time since the first fragment left."""
