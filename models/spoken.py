@@ -1,6 +1,6 @@
 """Speech as it arrives, piece by piece (a sentence, or a first clause): synthesised ahead in a thread (`Ahead`)
 and turned into the face plan that grows with it (`SpeechPlan`). Both video paths are built on these: the stream
-(`models/stream.py`) and the whole MP4 (`models/pipeline.py`), which renders sentence k while sentence k+1 is
+(`models/stream.py`) and the whole MP4 (`models/render_mp4.py`), which renders sentence k while sentence k+1 is
 synthesised.
 """
 

@@ -7,8 +7,9 @@ silence, and times from the end of its speech: the end of the turn (`speech_ende
 the VAD), the transcript, the reply's first sentence and its first video fragment. While that answer plays it
 starts a second question and times from the first sample of that speech to the `interrupted` message (on which
 the page stops playback: the avatar falls silent). Push-to-talk is `POST /api/v1/conversation` with the same
-question as a WAV, timed from the request to its first video fragment. Speech recognition and the LLM are as in
-scripts/bench_conversation.py (the imported Whisper or a tiny random one; `llm.base_url` or a fake LLM).
+question as a WAV, timed from the request to its first video fragment. Speech recognition is the imported Whisper
+or a tiny random one (as in scripts/bench_conversation.py); the LLM is the repository's fake one, writing a token
+every `--token-ms`.
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ class AvatarService:
         return {"renderer": r.name, "backend": r.backend, "device": r.device, "size": r.size, "fps": r.fps}
 
     def _render_group(self, reqs, size, fps, idx, results) -> None:
-        from models.pipeline import render_videos
+        from models.render_mp4 import render_videos
 
         jobs, slots = [], []
         for i, req in zip(idx, reqs, strict=True):  # a bad size/fps/avatar/seed fails its own item only
@@ -179,7 +179,7 @@ class AvatarService:
 
     def _job(self, renderer, req: RenderRequest):
         from models.avatar.base import SpeechTrack
-        from models.pipeline import VideoJob
+        from models.render_mp4 import VideoJob
 
         t = time.perf_counter()
         avatar = self.pipeline.avatar(self.store.get(req.avatar), renderer)

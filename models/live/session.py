@@ -85,7 +85,6 @@ class LiveSession:
         self.turn: Turn | None = None
         self.ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        self.barge_ins: list[float] = []  # monotonic times turns were interrupted (for the benchmark)
 
     async def send(self, item: dict | bytes) -> None:
         async with self._lock:  # one message at a time on the transport
@@ -133,7 +132,6 @@ class LiveSession:
                 await turn.task
         position = turn.playhead(now)
         spoken = turn.spoken(position)
-        self.barge_ins.append(now)
         await self.send({"type": "interrupted", "turn": turn.id, "at_s": round(position, 3), "spoken": spoken})
         if self.on_interrupted:
             self.on_interrupted(turn, spoken)

@@ -1,5 +1,5 @@
 """Speech that arrives piece by piece (models/spoken.py) and the whole MP4 made from it as it arrives
-(models/pipeline.py render_as_spoken): the plan, the producer thread, and what a failure leaves behind."""
+(models/render_mp4.py render_as_spoken): the plan, the producer thread, and what a failure leaves behind."""
 
 import threading
 
@@ -10,7 +10,7 @@ from models.avatar.controls import MotionConfig, Segment, build_controls
 from models.errors import InvalidInput
 from models.media import decode_audio, probe
 from models.media.audio import rms_envelope
-from models.pipeline import SpokenJob, render_as_spoken
+from models.render_mp4 import SpokenJob, render_as_spoken
 from models.spoken import Ahead, SpeechPlan
 from models.tts.base import Phoneme, SpeechChunk
 
