@@ -7,6 +7,7 @@ rendering; each stage's own busy time is still reported separately.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import time
@@ -25,7 +26,7 @@ from models.media.fragments import encode_chunk
 from models.render_mp4 import Progress, SpokenJob, render_as_spoken
 from models.settings import Settings, VideoSettings, load_settings, tts_engine_kwargs
 from models.stream import ChunkJob, LiveVideo, StreamStats, stream_local
-from models.text import normalize_language, normalize_text, stream_pieces
+from models.text import normalize_language, normalize_text, split_sentences, stream_pieces
 from models.tts import SynthesisOptions, create_engine, synthesize
 from models.tts.base import Speech
 
@@ -121,7 +122,7 @@ class Pipeline:
         avatar = self.avatar(image, renderer)  # before TTS: a bad photo fails fast
         text = normalize_text(text, self.settings.tts.max_chars)
         options = options or SynthesisOptions()
-        pieces = self.tts.synthesize_stream(text, normalize_language(language), voice, options)  # checks input now
+        pieces = self._speech(split_sentences(text) or [text], normalize_language(language), voice, options)
         motion = MotionConfig(**{**renderer.motion.__dict__, "seed": seed})
         job = SpokenJob(avatar, motion, Path(out_path))
         speech, stage = render_as_spoken(renderer, job, pieces, self.settings.video, progress=progress)
@@ -136,6 +137,15 @@ class Pipeline:
             n_frames=stage.n_frames,
         )
         return Result(Path(out_path), timings, speech)
+
+    def _speech(self, pieces: list[str], language: str, voice: str | None, options: SynthesisOptions):
+        """The speech of each piece in order, synthesised as it is asked for (in the speech thread). The first
+        piece is made with every core (`alone`: nothing renders yet), the rest beside the rendering. Bad input
+        (language, voice) raises here, before anything is made."""
+        first, *rest = pieces
+        head = self.tts.synthesize_stream(first, language, voice, dataclasses.replace(options, alone=True))
+        later = (self.tts.synthesize_stream(p, language, voice, options) for p in rest)  # lazily
+        return itertools.chain(head, itertools.chain.from_iterable(later))
 
     def stream(
         self,
@@ -159,10 +169,7 @@ class Pipeline:
         text = normalize_text(text, self.settings.tts.max_chars)
         language, options = normalize_language(language), options or SynthesisOptions()
         stats = stats if stats is not None else StreamStats()
-        first, *rest = stream_pieces(text)
-        head = self.tts.synthesize_stream(first, language, voice, options)  # checks language and voice now
-        later = (self.tts.synthesize_stream(p, language, voice, options) for p in rest)  # lazily, in the TTS thread
-        pieces = itertools.chain(head, itertools.chain.from_iterable(later))
+        pieces = self._speech(stream_pieces(text), language, voice, options)
         motion = MotionConfig(**{**renderer.motion.__dict__, "seed": seed})
         live = LiveVideo(renderer.size, renderer.fps, self.settings.video, motion)
         return stream_local(live, pieces, functools.partial(_encode_job, renderer, avatar, self.settings.video, stats),

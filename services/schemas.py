@@ -86,6 +86,7 @@ class SynthesisRequest(BaseModel):
     language: str = "en"
     voice: str | None = None
     speed: float = 1.0
+    alone: bool = False  # speech only, no rendering beside it: SynthesisOptions.alone
 
 
 class SynthesisResult(BaseModel):

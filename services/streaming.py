@@ -32,7 +32,8 @@ async def stream(
     speech: asyncio.Queue = asyncio.Queue(4)
     synth = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
     pacer = Pacer(svc.pacers, SERVING.stream_ahead_s)
-    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer))
+    alone = not svc.pacers  # no other stream: its first piece may take every core
+    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer, first_alone=alone))
     window: deque[asyncio.Task] = deque()
     svc.pacers.add(pacer)
     try:
@@ -79,13 +80,20 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
 
 
 async def speak_pieces(
-    svc, pieces: AsyncIterator[str], req: SynthesisRequest, out: asyncio.Queue, pacer: Pacer | None = None
-) -> None:
-    """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error)."""
+    svc, pieces: AsyncIterator[str], req: SynthesisRequest, out: asyncio.Queue, pacer: Pacer | None = None,
+    first_alone: bool = False,
+) -> None:  # fmt: skip
+    """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error). `first_alone`:
+    the first piece runs before anything renders (SynthesisOptions.alone); the rest as `req` says."""
     from models.tts.base import Phoneme, SpeechChunk
 
+    said = 0
+
     async def speak(text: str) -> SpeechChunk:
-        s = await svc._speak(req.model_copy(update={"text": text}))
+        nonlocal said
+        alone = req.alone or (first_alone and said == 0)
+        said += 1
+        s = await svc._speak(req.model_copy(update={"text": text, "alone": alone}))
         phonemes = [Phoneme(*p) for p in s.phonemes] if s.phonemes is not None else None
         return SpeechChunk(unpack_audio(s.audio), s.sample_rate, text, phonemes)
 

@@ -99,6 +99,9 @@ class SynthesisOptions:
     noise_scale: float | None = None
     noise_w_scale: float | None = None
     volume: float = 1.0
+    # Nothing else runs beside this speech (a speech-only request): the engine may keep every core busy waiting
+    # for work, for lower latency. False beside the renderer, whose CPU that would take.
+    alone: bool = False
 
     def __post_init__(self) -> None:
         _check_range("speed", self.speed, 0.25, 4.0)
