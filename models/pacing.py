@@ -6,6 +6,9 @@ Plain asyncio: nothing here knows about HTTP or BentoML.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -23,9 +26,16 @@ class Pacer:
         self.streams, self.ahead_s = streams, ahead_s
         self.t0: float | None = None
         self.media_s = 0.0
+        self.created = time.perf_counter()
 
     def lead(self) -> float:
         return 0.0 if self.t0 is None else self.media_s - (time.perf_counter() - self.t0)
+
+    def deadline(self, at_s: float) -> float:
+        """When this stream's player reaches media time `at_s` (perf_counter). Before its first bytes, as if it
+        had started playing when it began: its first piece is as late as it has waited, and its later pieces
+        come after other streams' first ones."""
+        return (self.created if self.t0 is None else self.t0) + at_s
 
     def sent(self, data: bytes, live) -> bytes:
         """Note bytes going out of `live` (a models.stream.LiveVideo): its media so far and, once, the start."""
@@ -42,6 +52,44 @@ class Pacer:
             if not others or lead <= limit:
                 return
             await asyncio.sleep(min(lead - limit, 0.05))
+
+
+class DeadlineGate:
+    """Calls to a service that works one call at a time (a BentoML service runs its sync APIs one at a time),
+    at most `capacity` in flight; the waiting ones go earliest deadline first, so a stream close to running dry,
+    or one not yet started, is served before one far ahead (the service alone would serve them in arrival
+    order). A capacity of 2 keeps the next call queued in the service while one runs."""
+
+    def __init__(self, capacity: int = 2):
+        self.capacity, self.busy = capacity, 0
+        self.waiting: list[tuple[float, int, asyncio.Future]] = []
+        self._order = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, deadline: float) -> AsyncIterator[None]:
+        if self.busy < self.capacity and not self.waiting:
+            self.busy += 1
+        else:
+            granted = asyncio.get_running_loop().create_future()
+            heapq.heappush(self.waiting, (deadline, next(self._order), granted))
+            try:
+                await granted
+            except BaseException:
+                if granted.done() and not granted.cancelled():  # handed the slot as it was cancelled: pass it on
+                    self._release()
+                raise  # a cancelled waiter's future is done: _release skips it
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self.waiting:
+            _, _, granted = heapq.heappop(self.waiting)
+            if not granted.done():
+                granted.set_result(None)  # the slot passes straight to the earliest waiter
+                return
+        self.busy -= 1
 
 
 async def produce(items: AsyncIterator[Any], make: Callable[[Any], Awaitable[Any]], out: asyncio.Queue,

@@ -140,10 +140,10 @@ class Pipeline:
 
     def _speech(self, pieces: list[str], language: str, voice: str | None, options: SynthesisOptions):
         """The speech of each piece in order, synthesised as it is asked for (in the speech thread). The first
-        piece is made with every core (`alone`: nothing renders yet), the rest beside the rendering. Bad input
+        piece is made with every core (`urgent`: nothing renders yet), the rest beside the rendering. Bad input
         (language, voice) raises here, before anything is made."""
         first, *rest = pieces
-        head = self.tts.synthesize_stream(first, language, voice, dataclasses.replace(options, alone=True))
+        head = self.tts.synthesize_stream(first, language, voice, dataclasses.replace(options, urgent=True))
         later = (self.tts.synthesize_stream(p, language, voice, options) for p in rest)  # lazily
         return itertools.chain(head, itertools.chain.from_iterable(later))
 

@@ -29,7 +29,7 @@ SPEECH_RESPONSES = {
 @router.post("/api/v1/tts", tags=["speech"], response_class=StreamingResponse, responses=streamed("audio/wav"))
 async def tts_wav(svc: Service, body: TTSRequest) -> StreamingResponse:
     """Speech only, as a WAV file sent sentence by sentence (the header declares an unknown length)."""
-    req = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed, alone=True)
+    req = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed, urgent=True)
     return await speech_response(svc, req, "wav")
 
 
@@ -38,7 +38,7 @@ async def openai_speech(svc: Service, body: SpeechRequest) -> StreamingResponse:
     """OpenAI-compatible speech, streamed sentence by sentence as OpenAI's is. `model` and `instructions` are
     accepted and ignored (the configured engine speaks); OpenAI's voice names map to our voices."""
     voice = svc.settings.tts.voice_for_openai(body.voice)
-    req = SynthesisRequest(text=body.input, voice=voice, speed=body.speed, alone=True)
+    req = SynthesisRequest(text=body.input, voice=voice, speed=body.speed, urgent=True)
     return await speech_response(svc, req, body.response_format, sse=body.stream_format == "sse")
 
 

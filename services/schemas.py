@@ -86,7 +86,7 @@ class SynthesisRequest(BaseModel):
     language: str = "en"
     voice: str | None = None
     speed: float = 1.0
-    alone: bool = False  # speech only, no rendering beside it: SynthesisOptions.alone
+    urgent: bool = False  # a caller waits on this speech before anything else: SynthesisOptions.urgent
 
 
 class SynthesisResult(BaseModel):

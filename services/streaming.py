@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
 
 from models.errors import InvalidInput
 from models.media.fragments import EncodedChunk
-from models.pacing import Pacer, as_async, next_item, produce
+from models.pacing import DeadlineGate, Pacer, as_async, next_item, produce
 from models.settings import load_settings
 from services.schemas import ChunkRequest, GenerateRequest, SynthesisRequest, unpack_audio
 
@@ -32,8 +32,8 @@ async def stream(
     speech: asyncio.Queue = asyncio.Queue(4)
     synth = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
     pacer = Pacer(svc.pacers, SERVING.stream_ahead_s)
-    alone = not svc.pacers  # no other stream: its first piece may take every core
-    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer, first_alone=alone))
+    # A stream that starts alone takes every core for its first piece; beside others it would slow them (measured)
+    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer, urgent_first=not svc.pacers))
     window: deque[asyncio.Task] = deque()
     svc.pacers.add(pacer)
     try:
@@ -72,7 +72,8 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
     for job in live.add_speech(piece):
         req = ChunkRequest(avatar=avatar, size=live.size, fps=live.fps, start=job.start, poses=job.controls.poses())
         await pacer.wait()
-        window.append(asyncio.create_task(svc._render_chunk(req)))
+        deadline = pacer.deadline(job.start / live.fps)
+        window.append(asyncio.create_task(_gated(svc.gates["avatar"], deadline, lambda r=req: svc._render_chunk(r))))
         if len(window) >= (2 if live.muxer.n_frames else 1):
             yield pacer.sent(live.add_video(EncodedChunk.unpack((await window.popleft()).chunk)), live)
     while window:
@@ -81,23 +82,33 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
 
 async def speak_pieces(
     svc, pieces: AsyncIterator[str], req: SynthesisRequest, out: asyncio.Queue, pacer: Pacer | None = None,
-    first_alone: bool = False,
+    urgent_first: bool = False,
 ) -> None:  # fmt: skip
-    """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error). `first_alone`:
-    the first piece runs before anything renders (SynthesisOptions.alone); the rest as `req` says."""
+    """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error). `urgent_first`:
+    nothing of the video can be made before its first piece (SynthesisOptions.urgent); the rest as `req` says.
+    With a pacer, the calls wait in the TTS gate by when the player needs them."""
     from models.tts.base import Phoneme, SpeechChunk
 
-    said = 0
+    said_s: float | None = None  # seconds of speech so far (None: none yet)
 
     async def speak(text: str) -> SpeechChunk:
-        nonlocal said
-        alone = req.alone or (first_alone and said == 0)
-        said += 1
-        s = await svc._speak(req.model_copy(update={"text": text, "alone": alone}))
+        nonlocal said_s
+        call = req.model_copy(update={"text": text, "urgent": req.urgent or (urgent_first and said_s is None)})
+        if pacer:  # needed when the player reaches the end of the speech so far
+            s = await _gated(svc.gates["tts"], pacer.deadline(said_s or 0.0), lambda: svc._speak(call))
+        else:
+            s = await svc._speak(call)
         phonemes = [Phoneme(*p) for p in s.phonemes] if s.phonemes is not None else None
-        return SpeechChunk(unpack_audio(s.audio), s.sample_rate, text, phonemes)
+        chunk = SpeechChunk(unpack_audio(s.audio), s.sample_rate, text, phonemes)
+        said_s = (said_s or 0.0) + chunk.duration
+        return chunk
 
     await produce(pieces, speak, out, pacer.wait if pacer else None)
+
+
+async def _gated(gate: DeadlineGate, deadline: float, call: Callable[[], Awaitable]):
+    async with gate.slot(deadline):
+        return await call()
 
 
 async def stream_response(svc, body: GenerateRequest) -> StreamingResponse:

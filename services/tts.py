@@ -107,7 +107,7 @@ class TTSService:
             t = time.perf_counter()
             text = normalize_text(req.text, self.max_chars)
             voice = None if req.voice in (None, "", "default") else req.voice
-            options = SynthesisOptions(req.speed, alone=req.alone)
+            options = SynthesisOptions(req.speed, urgent=req.urgent)
             speech = synthesize(self.engine, text, normalize_language(req.language), voice, options)
             phonemes = [(p.symbol, p.start, p.duration) for p in speech.phonemes] if speech.phonemes else None
             ms = (time.perf_counter() - t) * 1000

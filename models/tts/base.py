@@ -99,9 +99,10 @@ class SynthesisOptions:
     noise_scale: float | None = None
     noise_w_scale: float | None = None
     volume: float = 1.0
-    # Nothing else runs beside this speech (a speech-only request): the engine may keep every core busy waiting
-    # for work, for lower latency. False beside the renderer, whose CPU that would take.
-    alone: bool = False
+    # A caller waits on this speech before anything else can happen (a speech-only request, the first piece of a
+    # video): the engine may keep every core busy for it, for lower latency. False for speech made beside the
+    # rendering, whose CPU that would take.
+    urgent: bool = False
 
     def __post_init__(self) -> None:
         _check_range("speed", self.speed, 0.25, 4.0)

@@ -47,8 +47,8 @@ class PiperEngine:
         model_path, config_path = _resolve_paths(model_path, config_path)
         config = _read_config(config_path)
         # Two sessions of one model: `voice` lets its idle threads sleep, as it speaks beside the renderer and x264;
-        # `voice_alone` lets them spin, for speech that runs alone (a speech-only request), ~30% faster there.
-        self.voice, self.voice_alone = _load_voices(model_path, config, intra_op_threads, use_cuda)
+        # `voice_urgent` has one thread per core that spin, for speech a caller waits on (~30% faster alone).
+        self.voice, self.voice_urgent = _load_voices(model_path, config, intra_op_threads, use_cuda)
         # Older voice files (or other exporters) have no Ceil tensor: they still speak, without timings.
         self.has_alignments = len(self.voice.session.get_outputs()) > 1
         self.sample_rate = int(self.voice.config.sample_rate)
@@ -73,13 +73,13 @@ class PiperEngine:
         sentences = split_sentences(text)
         if not sentences:
             raise InvalidInput("text is empty", field="text")
-        voice = self.voice_alone if (options and options.alone) else self.voice
+        voice = self.voice_urgent if (options and options.urgent) else self.voice
         return self._stream(voice, sentences, config)
 
     def warmup(self) -> None:
         """The first run() is about twice as slow (allocations, kernel selection): pay it before serving."""
-        for alone in (False, True):
-            for _ in self.synthesize_stream("Hello.", self.languages[0], options=SynthesisOptions(alone=alone)):
+        for urgent in (False, True):
+            for _ in self.synthesize_stream("Hello.", self.languages[0], options=SynthesisOptions(urgent=urgent)):
                 pass
 
     def _stream(self, voice: Any, sentences: list[str], config: Any) -> Iterator[SpeechChunk]:

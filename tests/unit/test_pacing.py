@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from models.pacing import Pacer, as_async, next_item, produce
+from models.pacing import DeadlineGate, Pacer, as_async, next_item, produce
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +82,86 @@ def test_a_producer_failure_is_raised_where_the_stream_reads():
         return calls
 
     assert asyncio.run(scenario()) == ["paced", "paced"]  # paced before each item, none after the failure
+
+
+def test_deadline_is_the_players_clock_or_the_streams_start():
+    pacer = Pacer(set(), ahead_s=2.0)
+    assert pacer.deadline(0.0) == pacer.created and pacer.deadline(1.5) == pacer.created + 1.5  # not playing yet
+    pacer.t0 = pacer.created + 0.3  # first bytes out: its player's clock
+    assert pacer.deadline(2.0) == pytest.approx(pacer.created + 2.3)
+
+
+def test_the_gate_serves_the_earliest_deadline_first_within_its_capacity():
+    async def scenario():
+        gate, order, running = DeadlineGate(capacity=1), [], []
+        release = asyncio.Event()
+
+        async def call(name: str, deadline: float) -> None:
+            async with gate.slot(deadline):
+                running.append(name)
+                assert len(running) == 1  # never more in flight than the capacity
+                order.append(name)
+                if name == "first":
+                    await release.wait()
+                await asyncio.sleep(0)
+                running.remove(name)
+
+        first = asyncio.create_task(call("first", 5.0))
+        await asyncio.sleep(0.01)  # "first" holds the only slot; the others queue in arrival order...
+        later = [asyncio.create_task(call(n, d)) for n, d in (("far", 9.0), ("soon", 1.0), ("mid", 4.0))]
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(first, *later)
+        return order, gate.busy
+
+    order, busy = asyncio.run(scenario())
+    assert order == ["first", "soon", "mid", "far"] and busy == 0  # ...and run by deadline; the slot is free after
+
+
+def test_a_cancelled_waiter_gives_up_its_place_and_leaks_no_slot():
+    async def scenario():
+        gate = DeadlineGate(capacity=1)
+        hold, done = asyncio.Event(), []
+
+        async def call(name: str, deadline: float) -> None:
+            async with gate.slot(deadline):
+                if name == "holder":
+                    await hold.wait()
+                done.append(name)
+
+        holder = asyncio.create_task(call("holder", 0.0))
+        await asyncio.sleep(0.01)
+        gone, kept = asyncio.create_task(call("gone", 1.0)), asyncio.create_task(call("kept", 2.0))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # a stream that ended while its call waited
+        hold.set()
+        await asyncio.wait_for(asyncio.gather(holder, kept), 5)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return done, gate.busy, gate.waiting
+
+    done, busy, waiting = asyncio.run(scenario())
+    assert done == ["holder", "kept"] and busy == 0 and not waiting
+
+
+def test_a_waiter_cancelled_as_it_is_handed_the_slot_passes_it_on():
+    async def scenario():
+        gate, done, tasks = DeadlineGate(capacity=1), [], {}
+
+        async def call(name: str, deadline: float) -> None:
+            async with gate.slot(deadline):
+                await asyncio.sleep(0.01)
+                done.append(name)
+            if name == "holder":
+                tasks["a"].cancel()  # the slot was just handed to "a", which has not run yet
+
+        holder = asyncio.create_task(call("holder", 0.0))
+        await asyncio.sleep(0)
+        tasks["a"], tasks["b"] = asyncio.create_task(call("a", 1.0)), asyncio.create_task(call("b", 2.0))
+        await asyncio.wait_for(asyncio.gather(holder, tasks["b"]), 5)  # a leaked slot would leave "b" waiting
+        with pytest.raises(asyncio.CancelledError):
+            await tasks["a"]
+        return done, gate.busy
+
+    done, busy = asyncio.run(scenario())
+    assert done == ["holder", "b"] and busy == 0

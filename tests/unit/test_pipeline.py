@@ -71,3 +71,24 @@ def test_photo_without_face(pipeline, tmp_path):
     with pytest.raises(NoFaceFound):
         pipeline.generate("Hi", tmp_path / "x.mp4", image=grey)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_the_first_piece_is_urgent(pipeline, tmp_path, monkeypatch):
+    # nothing renders before the first piece, so it may take every core; the rest is made beside the rendering
+    from models.tts import SynthesisOptions
+
+    real, asked = pipeline.tts, []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def synthesize_stream(self, text, language="en", voice=None, options=None):
+            asked.append((text, options.urgent, options.speed))
+            return real.synthesize_stream(text, language, voice, options)
+
+    monkeypatch.setattr(pipeline, "tts", Recording())
+    text = "One sentence here. And a second one. A third."
+    result = pipeline.generate(text, tmp_path / "a.mp4", size=128, fps=10, options=SynthesisOptions(speed=1.5))
+    assert asked == [("One sentence here.", True, 1.5), ("And a second one.", False, 1.5), ("A third.", False, 1.5)]
+    assert [c.text for c in result.speech.chunks] == ["One sentence here.", "And a second one.", "A third."]

@@ -232,6 +232,19 @@ def test_tiny_voice_speed_is_length_scale(tiny, speed):
     assert _samples(chunk.phonemes, 16000) == _expected("hola.", 1 / speed)[1]
 
 
+def test_urgent_speech_runs_on_spinning_threads_and_sounds_the_same(engine):
+    # two sessions of one model: threads that sleep when idle (beside the renderer), and one per core that spin
+    def spins(voice) -> str:
+        return voice.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert (spins(engine.voice), spins(engine.voice_urgent)) == ("0", "1")
+    steady = {"noise_scale": 0.0, "noise_w_scale": 0.0}  # no noise: the same input gives the same samples
+    calm = synthesize(engine, "Hello there.", options=SynthesisOptions(**steady))
+    urgent = synthesize(engine, "Hello there.", options=SynthesisOptions(**steady, urgent=True))
+    np.testing.assert_allclose(urgent.audio, calm.audio, atol=1e-4)
+    assert [p.symbol for p in urgent.phonemes] == [p.symbol for p in calm.phonemes]
+
+
 def test_tiny_voice_without_alignment_output(tmp_path):
     # No Ceil tensor to expose: still speaks, without timings. The config is passed explicitly this time.
     model = _tiny_voice(tmp_path, "plain.onnx", with_ceil=False)
