@@ -1,7 +1,7 @@
 """`avatar` command line: one-off jobs without a server.
 
 avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
-avatar stream "Hello there." -o hello.mp4 [--play]   (fragmented MP4 written while it is made)
+avatar stream "Hello there." -o hello.mp4 [--play]   (fragmented MP4 written while it is made: cli_stream.py)
 avatar talk --wav conversation.wav --out turns/ [--persona assistant] [--language en]   (hands-free, offline)
 avatar info
 """
@@ -95,87 +95,10 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-PLAYERS = (
-    ["ffplay", "-autoexit", "-loglevel", "error", "-"],
-    ["mpv", "--really-quiet", "-"],
-    ["vlc", "--play-and-exit", "-"],
-)
-
-
 def _stream(args: argparse.Namespace) -> int:
-    import shutil
-    import subprocess
-    import time
+    from models.cli_stream import stream_command
 
-    from models.avatar.images import load_image
-    from models.stream import StreamStats
-    from models.tts import SynthesisOptions
-
-    text = sys.stdin.read() if args.text == "-" else args.text
-    player = next((cmd for cmd in PLAYERS if shutil.which(cmd[0])), None) if args.play else None
-    if args.play and player is None:
-        raise AvatarError("no player found for --play", allowed=[c[0] for c in PLAYERS] + ["-o FILE"], field="play")
-    if args.output and str(args.output) != "-" and not args.output.parent.exists():
-        raise AvatarError(f"output folder does not exist: {args.output.parent}", field="output")
-    image = load_image(args.avatar) if args.avatar else None
-    pipeline = _pipeline(args)
-    stats = StreamStats()
-    t0 = time.perf_counter()
-    stream = pipeline.stream(text, args.language, image, args.voice, SynthesisOptions(speed=args.speed),
-                             args.size, args.fps, args.seed, stats=stats)  # fmt: skip
-    proc = subprocess.Popen(player, stdin=subprocess.PIPE) if player else None
-    sink = proc.stdin if proc else _StreamSink(args.output)
-    first = None
-    try:
-        for data in stream:
-            first = first or (time.perf_counter() - t0) * 1000
-            sink.write(data)
-            sink.flush()
-    except BaseException:
-        if not proc:
-            sink.abort()
-        raise
-    sink.close()
-    if proc:
-        proc.wait()
-    where = "player" if proc else str(args.output)
-    if args.json:
-        print(json.dumps({"output": where, "first_fragment_ms": round(first, 1), **stats.as_dict()}), file=sys.stderr)
-    else:
-        print(f"streamed {stats.audio_duration_s:.2f} s of video to {where}: first fragment after {first:.0f} ms, "
-              f"total {stats.total_ms:.0f} ms (RTF {stats.rtf:.3f})", file=sys.stderr)  # fmt: skip
-    return 0
-
-
-class _StreamSink:
-    """A file written as the stream arrives (readable while it grows), renamed into place only when complete;
-    '-' is standard output."""
-
-    def __init__(self, path: Path):
-        import tempfile
-
-        self.path = path
-        if str(path) == "-":
-            self.tmp, self.f = None, sys.stdout.buffer
-        else:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".mp4.part")
-            self.tmp, self.f = Path(tmp), os.fdopen(fd, "wb")
-
-    def write(self, data: bytes) -> None:
-        self.f.write(data)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        if self.tmp:
-            self.f.close()
-            os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if self.tmp:
-            self.f.close()
-            self.tmp.unlink(missing_ok=True)
+    return stream_command(args, _pipeline)
 
 
 def _pipeline(args: argparse.Namespace):

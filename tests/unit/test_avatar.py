@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from models.avatar import landmarks
-from models.avatar.controls import TONGUE_TOUCH, Controls, MotionConfig, Segment, blinks, build_controls, viseme
+from models.avatar.controls import TONGUE_TOUCH, Controls, MotionConfig, Segment, blinks, build_controls
 from models.avatar.images import load_image
 from models.avatar.portrait import PortraitRenderer
+from models.avatar.visemes import viseme
 from models.avatar.warp import Pose
 from models.errors import InvalidInput, NoFaceFound
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.avatar.controls import viseme
+from models.avatar.visemes import viseme
 from models.errors import InvalidInput, NotFound, UnsupportedLanguage
 from models.media import decode_audio, probe
 from models.tts import create_engine, synthesize
