@@ -59,6 +59,38 @@ class _Buffered:
         return min((self.ends.get(k, 0.0) for k in wanted), default=0.0)
 
 
+class _Reading:
+    """A stream read as it arrives: when its first byte, its init segment and its first fragment that starts
+    with a keyframe came, and the buffered media end after each fragment."""
+
+    def __init__(self) -> None:
+        self.reader, self.buffered = FragmentReader(), _Buffered()
+        self.arrivals: list[tuple[float, float]] = []
+        self.bytes, self.complete = 0, True
+        self.first_byte: float | None = None
+        self.init: float | None = None
+        self.ttff: float | None = None
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        self.first_byte = now if self.first_byte is None else self.first_byte
+        self.bytes += len(chunk)
+        self._take(self.reader.feed(chunk), now)
+        self.init = now if self.init is None and self.reader.init_complete else self.init
+
+    def close(self, now: float) -> None:
+        try:
+            self._take(self.reader.close(), now)
+        except TruncatedStreamError:
+            self.complete = False
+
+    def _take(self, fragments: list[Fragment], now: float) -> None:
+        kinds = {t.kind for t in self.reader.tracks.values()}
+        for f in fragments:
+            if self.ttff is None and f.video_starts_with_keyframe:
+                self.ttff = now
+            self.arrivals.append((now, self.buffered.add(f, kinds)))
+
+
 def measure_stream(
     chunks: Iterable[bytes],
     t0: float,
@@ -67,47 +99,28 @@ def measure_stream(
 ) -> StreamReport:
     """Read a stream to its end, noting when each fragment completes; a chunk's fragments all arrive when it
     does. Malformed bytes raise ValueError; a stream cut short gives `complete=False`."""
-    reader, buffered = FragmentReader(), _Buffered()
-    arrivals: list[tuple[float, float]] = []
-    n_bytes, first_byte, init, ttff = 0, None, None, None
-    complete = True
-
-    def take(fragments: list[Fragment], now: float) -> None:
-        nonlocal ttff
-        kinds = {t.kind for t in reader.tracks.values()}
-        for f in fragments:
-            if ttff is None and f.video_starts_with_keyframe:
-                ttff = now
-            arrivals.append((now, buffered.add(f, kinds)))
-
+    read = _Reading()
     for chunk in chunks:
-        if not chunk:
-            continue
-        now = clock() - t0
-        first_byte = now if first_byte is None else first_byte
-        n_bytes += len(chunk)
-        take(reader.feed(chunk), now)
-        init = now if init is None and reader.init_complete else init
+        if chunk:
+            read.feed(chunk, clock() - t0)
     end = clock() - t0
-    try:
-        take(reader.close(), end)
-    except TruncatedStreamError:
-        complete = False
-    play = simulate_playback(arrivals, start_buffer_s)
+    read.close(end)
+    play = simulate_playback(read.arrivals, start_buffer_s)
+    ends = read.buffered.ends
     return StreamReport(
-        ttff_ms=_ms(ttff),
-        fragments=len(arrivals),
-        bytes=n_bytes,
-        media_duration_s=buffered.ends.get("video", buffered.ends.get("audio", 0.0)),
+        ttff_ms=_ms(read.ttff),
+        fragments=len(read.arrivals),
+        bytes=read.bytes,
+        media_duration_s=ends.get("video", ends.get("audio", 0.0)),
         total_ms=end * 1000,
         stalls=play["stalls"],
         stall_ms=play["stall_s"] * 1000,
         playing_ms=_ms(play["playing_at_s"]),
         realtime_factor=play["realtime_factor"],
-        first_byte_ms=_ms(first_byte),
-        init_ms=_ms(init),
-        complete=complete,
-        arrivals=arrivals,
+        first_byte_ms=_ms(read.first_byte),
+        init_ms=_ms(read.init),
+        complete=read.complete,
+        arrivals=read.arrivals,
     )
 
 

@@ -94,7 +94,7 @@ class FragmentMuxer:
 
     def __init__(self, width: int, height: int, fps: float, sample_rate: int, preset: str = "veryfast",
                  crf: int = 23, params: str = ""):  # fmt: skip
-        from models.media.boxes import parse_moov
+        from models.media.mp4_parse import parse_moov
 
         self.rate, self.sample_rate = _rate(fps), sample_rate
         self.init, extradata = _init_segment(width, height, self.rate, sample_rate, preset, crf, params)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.media import probe
-from models.media.boxes import NON_SYNC, FragmentReader, TruncatedStreamError
+from models.media.boxes import FragmentReader, TruncatedStreamError
+from models.media.mp4_parse import NON_SYNC
 from tests.helpers import fmp4_stream
 
 pytestmark = pytest.mark.unit
