@@ -84,10 +84,11 @@ class Server:
                     out.append(pid)
         return out
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and all its processes, MB."""
+    def rss_mb(self, service_name: str | None = None) -> float:
+        """Resident memory of the server and all its processes, or of one service's workers, MB."""
         total = 0
-        for pid in _descendants(self.proc.pid) if self.proc else []:
+        pids = self.worker_pids(service_name) if service_name else _descendants(self.proc.pid) if self.proc else []
+        for pid in pids:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         return total / 1e6

@@ -6,6 +6,7 @@ Piper's own split is kept: the voice file + its JSON (PiperConfig) are load-time
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -219,6 +220,19 @@ def _with_alignment_output(model_path: Path) -> str | bytes:
     return model.SerializeToString()
 
 
+@functools.cache
+def _shared_cpu_arena() -> None:
+    """One CPU memory arena for every Piper session of the process, grown by what is asked, not doubled. Each
+    session's own arena doubles its last extension when a run needs more: two sessions of one voice held ~890 MB
+    after 8 rounds of the same texts, stepping up by 50-210 MB at unforeseen runs; one shared arena held ~660 MB,
+    flat after the first round, and ran no slower."""
+    import onnxruntime
+
+    info = onnxruntime.OrtMemoryInfo("Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                     onnxruntime.OrtMemType.DEFAULT)  # fmt: skip
+    onnxruntime.create_and_register_allocator(info, onnxruntime.OrtArenaCfg({"arena_extend_strategy": 1}))
+
+
 def _session(model_path: Path, model: str | bytes, threads: int, use_cuda: bool, spin: bool) -> Any:
     """A session's run() is thread-safe, so requests share it. `spin`: idle intra-op threads spin waiting for
     work, which cuts a lone sentence's latency by ~30% and burns the CPU the renderer and x264 would use (the
@@ -229,6 +243,9 @@ def _session(model_path: Path, model: str | bytes, threads: int, use_cuda: bool,
     opts.intra_op_num_threads = max(1, int(threads))
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if not use_cuda:
+        _shared_cpu_arena()
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
     try:
         return onnxruntime.InferenceSession(model, sess_options=opts, providers=providers)
