@@ -55,41 +55,54 @@ class Pacer:
 
 
 class DeadlineGate:
-    """Calls to a service that works one call at a time (a BentoML service runs its sync APIs one at a time),
-    at most `capacity` in flight; the waiting ones go earliest deadline first, so a stream close to running dry,
-    or one not yet started, is served before one far ahead (the service alone would serve them in arrival
-    order). A capacity of 2 keeps the next call queued in the service while one runs."""
+    """Calls to services that each work one call at a time (a BentoML service runs its sync APIs one at a time),
+    ordered earliest deadline first, so a stream close to running dry, or one not yet started, is served before
+    one far ahead (a service alone would serve them in arrival order). One gate holds the calls to every service
+    (`key` names the service): at most `capacity` are in flight in all, so work far ahead waits while nearer work
+    runs in the other service; and a service with nothing in flight takes its earliest waiter anyway, so none
+    idles while it has work. A capacity of 2 keeps the next call queued in a service while one runs."""
 
     def __init__(self, capacity: int = 2):
         self.capacity, self.busy = capacity, 0
-        self.waiting: list[tuple[float, int, asyncio.Future]] = []
+        self.in_flight: dict[Any, int] = {}
+        self.waiting: list[tuple[float, int, Any, asyncio.Future]] = []
         self._order = itertools.count()
 
     @contextlib.asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
-        if self.busy < self.capacity and not self.waiting:
-            self.busy += 1
-        else:
-            granted = asyncio.get_running_loop().create_future()
-            heapq.heappush(self.waiting, (deadline, next(self._order), granted))
-            try:
-                await granted
-            except BaseException:
-                if granted.done() and not granted.cancelled():  # handed the slot as it was cancelled: pass it on
-                    self._release()
-                raise  # a cancelled waiter's future is done: _release skips it
+    async def slot(self, deadline: float, key: Any = None) -> AsyncIterator[None]:
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (deadline, next(self._order), key, granted))
+        self._grant()
+        try:
+            await granted
+        except BaseException:
+            if granted.done() and not granted.cancelled():  # handed the slot as it was cancelled: pass it on
+                self._release(key)
+            raise  # a cancelled waiter's future is done: _grant drops it
         try:
             yield
         finally:
-            self._release()
+            self._release(key)
 
-    def _release(self) -> None:
-        while self.waiting:
-            _, _, granted = heapq.heappop(self.waiting)
-            if not granted.done():
-                granted.set_result(None)  # the slot passes straight to the earliest waiter
-                return
+    def _grant(self) -> None:
+        """Hand slots to the waiters that may start, earliest deadline first."""
+        kept = []
+        for item in sorted(self.waiting):
+            _, _, key, granted = item
+            if granted.done():
+                continue
+            if self.busy < self.capacity or not self.in_flight.get(key):
+                self.busy += 1
+                self.in_flight[key] = self.in_flight.get(key, 0) + 1
+                granted.set_result(None)
+            else:
+                kept.append(item)
+        self.waiting = kept  # sorted, hence still a heap
+
+    def _release(self, key: Any) -> None:
         self.busy -= 1
+        self.in_flight[key] -= 1
+        self._grant()
 
 
 async def produce(items: AsyncIterator[Any], make: Callable[[Any], Awaitable[Any]], out: asyncio.Queue,

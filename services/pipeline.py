@@ -50,7 +50,7 @@ class AvatarPipeline:
         self.store = OutputStore(st.root / "outputs", st.max_age_hours * 3600, st.max_total_mb * 1e6)
         self.started = time.time()
         self.pacers: set[Pacer] = set()  # the live streams of this worker
-        self.gates = {"tts": DeadlineGate(), "avatar": DeadlineGate()}  # their calls, earliest deadline first
+        self.gate = DeadlineGate()  # their calls to both services, earliest deadline first
         self.conversations = Conversations(self.settings)
         for name, dependency in (("tts", self.tts), ("avatar", self.renderer)):
             info = lambda d=dependency: d.to_async.info()  # noqa: E731  (the client's endpoints appear on first use)

@@ -73,7 +73,7 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
         req = ChunkRequest(avatar=avatar, size=live.size, fps=live.fps, start=job.start, poses=job.controls.poses())
         await pacer.wait()
         deadline = pacer.deadline(job.start / live.fps)
-        window.append(asyncio.create_task(_gated(svc.gates["avatar"], deadline, lambda r=req: svc._render_chunk(r))))
+        window.append(asyncio.create_task(_gated(svc.gate, "avatar", deadline, lambda r=req: svc._render_chunk(r))))
         if len(window) >= (2 if live.muxer.n_frames else 1):
             yield pacer.sent(live.add_video(EncodedChunk.unpack((await window.popleft()).chunk)), live)
     while window:
@@ -95,7 +95,7 @@ async def speak_pieces(
         nonlocal said_s
         call = req.model_copy(update={"text": text, "urgent": req.urgent or (urgent_first and said_s is None)})
         if pacer:  # needed when the player reaches the end of the speech so far
-            s = await _gated(svc.gates["tts"], pacer.deadline(said_s or 0.0), lambda: svc._speak(call))
+            s = await _gated(svc.gate, "tts", pacer.deadline(said_s or 0.0), lambda: svc._speak(call))
         else:
             s = await svc._speak(call)
         phonemes = [Phoneme(*p) for p in s.phonemes] if s.phonemes is not None else None
@@ -106,8 +106,8 @@ async def speak_pieces(
     await produce(pieces, speak, out, pacer.wait if pacer else None)
 
 
-async def _gated(gate: DeadlineGate, deadline: float, call: Callable[[], Awaitable]):
-    async with gate.slot(deadline):
+async def _gated(gate: DeadlineGate, service: str, deadline: float, call: Callable[[], Awaitable]):
+    async with gate.slot(deadline, service):
         return await call()
 
 

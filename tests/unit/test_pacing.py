@@ -165,3 +165,41 @@ def test_a_waiter_cancelled_as_it_is_handed_the_slot_passes_it_on():
 
     done, busy = asyncio.run(scenario())
     assert done == ["holder", "b"] and busy == 0
+
+
+def test_one_gate_for_two_services_orders_by_deadline_and_never_leaves_a_service_idle_with_work():
+    async def scenario():
+        gate, started, release = DeadlineGate(capacity=2), [], {}
+
+        async def call(name: str, service: str, deadline: float) -> None:
+            release[name] = asyncio.Event()
+            async with gate.slot(deadline, service):
+                started.append(name)
+                await release[name].wait()
+
+        async def step(*names: str) -> list[str]:
+            for name in names:
+                release[name].set()
+            await asyncio.sleep(0.01)
+            return list(started)
+
+        tasks = [asyncio.create_task(call("speech a", "tts", 5.0)), asyncio.create_task(call("speech b", "tts", 6.0))]
+        await asyncio.sleep(0.01)  # both slots taken by the TTS service
+        tasks += [asyncio.create_task(call(*c)) for c in (("speech far", "tts", 9.0), ("chunk soon", "avatar", 1.0),
+                                                          ("chunk next", "avatar", 2.0))]  # fmt: skip
+        seen = [await step()]  # the idle avatar service takes its earliest waiter, beyond the capacity
+        seen.append(await step("speech a"))  # two in flight again: neither waiter may start
+        seen.append(await step("chunk soon"))  # a free slot goes to the earlier deadline, in either service
+        seen.append(await step("speech b"))
+        await step("chunk next", "speech far")
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return seen, gate.busy, gate.waiting
+
+    seen, busy, waiting = asyncio.run(scenario())
+    assert seen == [
+        ["speech a", "speech b", "chunk soon"],
+        ["speech a", "speech b", "chunk soon"],
+        ["speech a", "speech b", "chunk soon", "chunk next"],
+        ["speech a", "speech b", "chunk soon", "chunk next", "speech far"],
+    ]
+    assert busy == 0 and not waiting
