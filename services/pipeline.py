@@ -50,7 +50,11 @@ class AvatarPipeline:
         self.store = OutputStore(st.root / "outputs", st.max_age_hours * 3600, st.max_total_mb * 1e6)
         self.started = time.time()
         self.pacers: set[Pacer] = set()  # the live streams of this worker
-        self.gate = DeadlineGate()  # their calls to both services, earliest deadline first
+        # Their calls to both services, earliest deadline first. A service that runs one call at a time (batching
+        # off, the CPU profile) needs one queued behind the running one; with adaptive batching a service takes a
+        # batch per call, so a batch's worth may wait for each (a GPU renders many streams' chunks in one call).
+        batched = SERVING.tts_max_batch_size + SERVING.render_max_batch_size
+        self.gate = DeadlineGate(batched if SERVING.batching else 2)
         self.conversations = Conversations(self.settings)
         for name, dependency in (("tts", self.tts), ("avatar", self.renderer)):
             info = lambda d=dependency: d.to_async.info()  # noqa: E731  (the client's endpoints appear on first use)
