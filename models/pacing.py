@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -71,7 +70,7 @@ class DeadlineGate:
     @contextlib.asynccontextmanager
     async def slot(self, deadline: float, key: Any = None) -> AsyncIterator[None]:
         granted = asyncio.get_running_loop().create_future()
-        heapq.heappush(self.waiting, (deadline, next(self._order), key, granted))
+        self.waiting.append((deadline, next(self._order), key, granted))
         self._grant()
         try:
             await granted
@@ -97,7 +96,7 @@ class DeadlineGate:
                 granted.set_result(None)
             else:
                 kept.append(item)
-        self.waiting = kept  # sorted, hence still a heap
+        self.waiting = kept
 
     def _release(self, key: Any) -> None:
         self.busy -= 1
