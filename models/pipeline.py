@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.align import AudioAligner, with_alignment
+from models.animate import speech_pieces
 from models.avatar.controls import MotionConfig
 from models.avatar.images import load_image
 from models.avatar.portrait import Avatar, PortraitRenderer, check_video_options
@@ -40,6 +42,8 @@ class Timings:
     audio_duration_s: float
     rtf: float
     n_frames: int
+    mouth: str = "phonemes"  # where the mouth's timings came from (models/tts/base.py MOUTH_SOURCES)
+    align_ms: float = 0.0  # audio in: finding them in the audio (models/align)
 
     def as_dict(self) -> dict:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -68,7 +72,8 @@ class Pipeline:
         self.settings = settings or load_settings()
         s = self.settings
         self.device = resolve_device(s.device)
-        self.tts = tts or create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device))
+        self.aligner = AudioAligner()  # its decoders load on first use
+        self.tts = with_alignment(tts or create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device)), self.aligner)
         self.renderer: PortraitRenderer = renderer or create_renderer(
             s.avatar.renderer,
             size=s.avatar.size,
@@ -126,17 +131,33 @@ class Pipeline:
         motion = MotionConfig(**{**renderer.motion.__dict__, "seed": seed})
         job = SpokenJob(avatar, motion, Path(out_path))
         speech, stage = render_as_spoken(renderer, job, pieces, self.settings.video, progress=progress)
-        total = time.perf_counter() - t0
-        timings = Timings(
-            tts_ms=stage.tts_s * 1000,
-            avatar_ms=(stage.plan_s + stage.render_s) * 1000,
-            encode_ms=stage.encode_s * 1000,
-            total_ms=total * 1000,
-            audio_duration_s=speech.duration,
-            rtf=total / max(speech.duration, 1e-6),
-            n_frames=stage.n_frames,
-        )
-        return Result(Path(out_path), timings, speech)
+        return Result(Path(out_path), _timings(t0, speech, stage, tts_s=stage.tts_s), speech)
+
+    def animate(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        out_path: str | Path,
+        text: str | None = None,
+        language: str = "en",
+        image: np.ndarray | None = None,
+        size: int | None = None,
+        fps: float | None = None,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> Result:
+        """Audio in (a recording, another TTS's speech) -> the talking MP4: its timed phonemes come from the audio
+        (and `text`, when known), then it is rendered as `generate` renders speech. Bad input (language, text in
+        another script, photo, size, fps) raises before anything is made."""
+        t0 = time.perf_counter()
+        renderer = self.renderer_for(size, fps)
+        avatar = self.avatar(image, renderer)
+        text = normalize_text(text, self.settings.tts.max_chars) if text and text.strip() else None
+        language = self.aligner.check(text, language)
+        pieces = speech_pieces(self.aligner, audio, sample_rate, text, language)
+        job = SpokenJob(avatar, MotionConfig(**{**renderer.motion.__dict__, "seed": seed}), Path(out_path))
+        speech, stage = render_as_spoken(renderer, job, pieces, self.settings.video, progress=progress)
+        return Result(Path(out_path), _timings(t0, speech, stage, align_s=stage.tts_s), speech)
 
     def _speech(self, pieces: list[str], language: str, voice: str | None, options: SynthesisOptions):
         """The speech of each piece in order, synthesised as it is asked for (in the speech thread). The first
@@ -174,6 +195,21 @@ class Pipeline:
         live = LiveVideo(renderer.size, renderer.fps, self.settings.video, motion)
         return stream_local(live, pieces, functools.partial(_encode_job, renderer, avatar, self.settings.video, stats),
                             stats)  # fmt: skip
+
+
+def _timings(t0: float, speech: Speech, stage, tts_s: float = 0.0, align_s: float = 0.0) -> Timings:
+    total = time.perf_counter() - t0
+    return Timings(
+        tts_ms=tts_s * 1000,
+        avatar_ms=(stage.plan_s + stage.render_s) * 1000,
+        encode_ms=stage.encode_s * 1000,
+        total_ms=total * 1000,
+        audio_duration_s=speech.duration,
+        rtf=total / max(speech.duration, 1e-6),
+        n_frames=stage.n_frames,
+        mouth=speech.mouth,
+        align_ms=align_s * 1000,
+    )
 
 
 def _encode_job(renderer: PortraitRenderer, avatar: Avatar, video: VideoSettings, stats: StreamStats, job: ChunkJob):

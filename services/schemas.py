@@ -94,7 +94,18 @@ class SynthesisResult(BaseModel):
     sample_rate: int = 0
     phonemes: Phonemes = None
     tts_ms: float = 0
+    mouth: str | None = None  # where the timings came from (models/tts/base.py MOUTH_SOURCES)
     error: Failure | None = None
+
+
+class AlignRequest(BaseModel):
+    """Speech from elsewhere to find timed phonemes in (TTSService.align)."""
+
+    audio: str  # base64 int16 PCM
+    sample_rate: int = Field(gt=0, le=192000)
+    text: str | None = None
+    language: str = "en"
+    live: bool = False  # a piece of a live stream: the fastest method (phone recognition in English)
 
 
 class RenderRequest(BaseModel):
@@ -171,6 +182,12 @@ class GenerateMetadata(BaseModel):
     language: str
     voice: str
     avatar: str
+    mouth: str | None = Field(
+        None, description="where the mouth's timings came from: phonemes (the voice's own), aligned (found in the "
+        "audio with its text), transcribed (with the words heard), recognized (phone by phone), spectral "
+        "(formants), loudness (nothing else could run)", examples=["phonemes"],
+    )  # fmt: skip
+    align_ms: float | None = Field(None, description="audio in: time spent finding the timings in the audio")
 
 
 class GenerateResponse(BaseModel):

@@ -6,6 +6,7 @@ other streams' chunks) and muxed here into fMP4. Which stream may ask for more w
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -20,20 +21,27 @@ from services.schemas import ChunkRequest, GenerateRequest, SynthesisRequest, un
 SERVING = load_settings().serving
 
 
+Producer = Callable[[asyncio.Queue, Pacer], Awaitable[None]]  # fills the queue with SpeechChunks, then None
+
+
 async def stream(
     svc, body: GenerateRequest, pieces: AsyncIterator[str] | None = None, on_piece: Callable | None = None,
-    info: dict | None = None,
+    info: dict | None = None, speech_from: Producer | None = None,
 ) -> AsyncIterator[bytes]:  # fmt: skip
     """One stream's bytes. `pieces` (default: `body.text` cut into sentences) may arrive while the stream plays,
     e.g. from an LLM; `on_piece(text, at_s)` hears where each piece starts in the video; `info["video_s"]` is
-    the video's length once the last bytes are out."""
-    pieces = pieces or as_async(pieces_of(body.text, svc.settings.tts.max_chars))
+    the video's length once the last bytes are out. `speech_from` replaces the TTS: speech from elsewhere (audio
+    in, services/audio_in.py), put into the queue piece by piece."""
     live = _live_video(svc, body)
     speech: asyncio.Queue = asyncio.Queue(4)
-    synth = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
     pacer = Pacer(svc.pacers, SERVING.stream_ahead_s)
-    # A stream that starts alone takes every core for its first piece; beside others it would slow them (measured)
-    producer = asyncio.create_task(speak_pieces(svc, pieces, synth, speech, pacer, urgent_first=not svc.pacers))
+    if speech_from is None:
+        pieces = pieces or as_async(pieces_of(body.text, svc.settings.tts.max_chars))
+        synth = SynthesisRequest(text=body.text, language=body.language, voice=body.voice, speed=body.speed)
+        # A stream that starts alone takes every core for its first piece; beside others it would slow them
+        # (measured)
+        speech_from = functools.partial(speak_pieces, svc, pieces, synth, urgent_first=not svc.pacers)
+    producer = asyncio.create_task(speech_from(speech, pacer))
     window: deque[asyncio.Task] = deque()
     svc.pacers.add(pacer)
     try:
@@ -73,7 +81,7 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
         req = ChunkRequest(avatar=avatar, size=live.size, fps=live.fps, start=job.start, poses=job.controls.poses())
         await pacer.wait()
         deadline = pacer.deadline(job.start / live.fps)
-        window.append(asyncio.create_task(_gated(svc.gate, "avatar", deadline, lambda r=req: svc._render_chunk(r))))
+        window.append(asyncio.create_task(gated(svc.gate, "avatar", deadline, lambda r=req: svc._render_chunk(r))))
         if len(window) >= (2 if live.muxer.n_frames else 1):
             yield pacer.sent(live.add_video(EncodedChunk.unpack((await window.popleft()).chunk)), live)
     while window:
@@ -82,7 +90,7 @@ async def _piece_video(svc, avatar: str, live, piece, pacer: Pacer, window: dequ
 
 async def speak_pieces(
     svc, pieces: AsyncIterator[str], req: SynthesisRequest, out: asyncio.Queue, pacer: Pacer | None = None,
-    urgent_first: bool = False,
+    *, urgent_first: bool = False,
 ) -> None:  # fmt: skip
     """Synthesise the pieces in order into `out` (a SpeechChunk each, then None; or the error). `urgent_first`:
     nothing of the video can be made before its first piece (SynthesisOptions.urgent); the rest as `req` says.
@@ -95,7 +103,7 @@ async def speak_pieces(
         nonlocal said_s
         call = req.model_copy(update={"text": text, "urgent": req.urgent or (urgent_first and said_s is None)})
         if pacer:  # needed when the player reaches the end of the speech so far
-            s = await _gated(svc.gate, "tts", pacer.deadline(said_s or 0.0), lambda: svc._speak(call))
+            s = await gated(svc.gate, "tts", pacer.deadline(said_s or 0.0), lambda: svc._speak(call))
         else:
             s = await svc._speak(call)
         phonemes = [Phoneme(*p) for p in s.phonemes] if s.phonemes is not None else None
@@ -106,15 +114,15 @@ async def speak_pieces(
     await produce(pieces, speak, out, pacer.wait if pacer else None)
 
 
-async def _gated(gate: DeadlineGate, service: str, deadline: float, call: Callable[[], Awaitable]):
+async def gated(gate: DeadlineGate, service: str, deadline: float, call: Callable[[], Awaitable]):
     async with gate.slot(deadline, service):
         return await call()
 
 
-async def stream_response(svc, body: GenerateRequest) -> StreamingResponse:
+async def stream_response(svc, body: GenerateRequest, speech_from: Producer | None = None) -> StreamingResponse:
     """Bad input is a 4xx JSON before the first byte (the first fragment is made before answering); a failure
     later aborts the connection, so a cut stream never looks complete."""
-    frames = stream(svc, body)
+    frames = stream(svc, body, speech_from=speech_from)
     first = await frames.__anext__()
 
     async def body_iter() -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ import bentoml
 
 from models.settings import load_settings
 from services.common import capture, workers
-from services.schemas import SynthesisRequest, SynthesisResult, pack_audio, unpack_audio
+from services.schemas import AlignRequest, SynthesisRequest, SynthesisResult, pack_audio, unpack_audio
 
 SETTINGS = load_settings()
 SERVING = SETTINGS.serving
@@ -23,17 +23,20 @@ def _error(failure) -> dict:
 @bentoml.service(name="tts", traffic={"timeout": SERVING.timeout_s}, workers=1)
 class TTSService:
     def __init__(self) -> None:
+        from models.align import AudioAligner, with_alignment
         from models.device import resolve_device
         from models.settings import tts_engine_kwargs
         from models.tts import create_engine
 
         s = load_settings()
         self.device = resolve_device(s.device)
-        self.engine = create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device))
+        self.asr, self.asr_error = _load_asr(s, self.device)
+        self.aligner = AudioAligner(transcriber=self.asr)  # audio -> timed phonemes (audio in, XTTS's own text)
+        self.aligner.warm()
+        self.engine = with_alignment(create_engine(s.tts.engine, **tts_engine_kwargs(s, self.device)), self.aligner)
         self.max_chars = s.tts.max_chars
         # one onnxruntime session is thread-safe; a batch is spread over one thread per core
         self.pool = ThreadPoolExecutor(workers(), thread_name_prefix="tts")
-        self.asr, self.asr_error = _load_asr(s, self.device)
         self._vad = None  # Silero VAD, loaded by the first live stream
 
     @bentoml.api(batchable=True, max_batch_size=SERVING.tts_max_batch_size, max_latency_ms=SERVING.tts_max_latency_ms)
@@ -85,6 +88,19 @@ class TTSService:
         return capture(run, _error)
 
     @bentoml.api
+    def align(self, request: AlignRequest) -> dict:
+        """Timed phonemes of a piece of speech from elsewhere (an upload, a client's TTS): forced alignment with
+        its text, recognition without (models/align)."""
+
+        def run() -> dict:
+            found = self.aligner.align(unpack_audio(request.audio), request.sample_rate, request.text,
+                                       request.language, live=request.live)  # fmt: skip
+            phonemes = [(p.symbol, round(p.start, 4), round(p.duration, 4)) for p in found.phonemes]
+            return {"phonemes": phonemes, "text": found.text, **found.as_dict()}
+
+        return capture(run, _error)
+
+    @bentoml.api
     def vad(self, audio: str, state: dict | None = None) -> dict:
         """Silero VAD for a live microphone stream: speech probabilities of 16 kHz audio (base64 int16 PCM) in
         32 ms windows, and the stream's next state (the caller keeps it: this service holds none per stream)."""
@@ -111,9 +127,8 @@ class TTSService:
             speech = synthesize(self.engine, text, normalize_language(req.language), voice, options)
             phonemes = [(p.symbol, p.start, p.duration) for p in speech.phonemes] if speech.phonemes else None
             ms = (time.perf_counter() - t) * 1000
-            return SynthesisResult(
-                audio=pack_audio(speech.audio), sample_rate=speech.sample_rate, phonemes=phonemes, tts_ms=ms
-            )
+            return SynthesisResult(audio=pack_audio(speech.audio), sample_rate=speech.sample_rate, phonemes=phonemes,
+                                   tts_ms=ms, mouth=speech.mouth)  # fmt: skip
 
         return capture(run, lambda f: SynthesisResult(error=f))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.avatar.visemes import TONGUE_TOUCH, Segment, targets
+from models.avatar.visemes import TONGUE_TOUCH, Segment, has_stress, targets
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,15 @@ def _gaussian(x: np.ndarray, sigma_samples: float) -> np.ndarray:
 
 
 def mouth_from_phonemes(
-    segments: Sequence[Segment], n_frames: int, fps: float, cfg: MotionConfig, rest: float, first: int = 0
-):
+    segments: Sequence[Segment], n_frames: int, fps: float, cfg: MotionConfig, rest: float, first: int = 0,
+    marked: bool | None = None,
+):  # fmt: skip
     """Jaw, width and tongue tracks of frames [first, n_frames): piecewise targets at 200 Hz over the whole
-    history, smoothed (coarticulation, also across the joins of streamed pieces), closures enforced."""
+    history, smoothed (coarticulation, also across the joins of streamed pieces), closures enforced. `marked`:
+    whether the speech marks stress (None: whether these segments do)."""
     hz = 200.0
     n = int(np.ceil(n_frames / fps * hz)) + 1
-    jaw, wide, rise, forward, closed = targets(list(segments), n, hz, rest)
+    jaw, wide, rise, forward, closed = targets(list(segments), n, hz, rest, marked)
     jaw, wide, rise, forward = (_gaussian(t, cfg.coarticulation * hz) for t in (jaw, wide, rise, forward))
     # how much of each frame a bilabial covers: half a frame shuts the lips, so one shorter than a frame still
     # shuts them on the frame it mostly falls in, and one that only touches a frame leaves that frame open
@@ -219,28 +221,63 @@ class ControlStream:
     controls of those frames; frames already returned never change. The mouth is recomputed over the whole
     history, so coarticulation crosses the joins; blinks come from a schedule drawn ahead; head motion is a
     function of absolute time plus a causal nod filter. Fed a whole utterance at once it is the whole plan.
+
+    `window_s` bounds the history kept (a live session runs for hours): the mouth is then recomputed over the
+    last `window_s` only, which is the same wherever the smoothing (~0.1 s) cannot reach across the window.
     """
 
-    def __init__(self, fps: float, cfg: MotionConfig, rest: float = 0.0):
+    def __init__(self, fps: float, cfg: MotionConfig, rest: float = 0.0, window_s: float | None = None):
         self.fps, self.cfg, self.rest = fps, cfg, rest
-        self.envelope = np.zeros(0, np.float32)
+        self.window = None if window_s is None else max(int(window_s * fps), 1)
+        self.envelope = np.zeros(0, np.float32)  # of the frames from `origin` on
+        self.origin = 0  # the first frame still kept
+        self.n = 0
         self.segments: list[Segment] | None = []  # None once a piece came without timings
+        self.marked = False  # the speech marks stress (visemes.has_stress), once any piece did
         self._blinks = BlinkSchedule(fps, cfg, np.random.default_rng([cfg.seed, 1]))
         self._head = HeadMotion(fps, cfg, np.random.default_rng([cfg.seed, 2]))
 
     def __len__(self) -> int:
-        return len(self.envelope)
+        return self.n
 
     def extend(self, envelope: np.ndarray, segments: Sequence[Segment] | None) -> Controls:
-        first = len(self.envelope)
+        first, o = self.n, self.origin
         self.envelope = np.concatenate([self.envelope, np.asarray(envelope, np.float32)])
-        n = len(self.envelope)
+        self.n = n = o + len(self.envelope)
         self.segments = None if segments is None or self.segments is None else [*self.segments, *segments]
+        self.marked = self.marked or (segments is not None and has_stress(list(segments)))
         if self.segments:
-            jaw, wide, tongue = mouth_from_phonemes(self.segments, n, self.fps, self.cfg, self.rest, first)
+            shifted = _since(self.segments, o / self.fps)
+            jaw, wide, tongue = mouth_from_phonemes(shifted, n - o, self.fps, self.cfg, self.rest, first - o,
+                                                    self.marked)  # fmt: skip
         else:
-            jaw, wide, tongue = (t[first:] for t in mouth_from_energy(self.envelope, self.fps, self.cfg, self.rest))
-        return Controls(jaw, wide, self._blinks.take(first, n), self._head.take(self.envelope[first:]), tongue)
+            energy = mouth_from_energy(self.envelope, self.fps, self.cfg, self.rest)
+            jaw, wide, tongue = (t[first - o :] for t in energy)
+        out = Controls(jaw, wide, self._blinks.take(first, n), self._head.take(self.envelope[first - o :]), tongue)
+        self._trim()
+        return out
+
+    def _trim(self) -> None:
+        """Forget what lies more than a window behind the last frame (in steps of a window, so rarely)."""
+        if self.window is None or self.n - self.origin < 2 * self.window:
+            return
+        keep = self.n - self.window
+        self.envelope = self.envelope[keep - self.origin :]
+        self.origin = keep
+        if self.segments:
+            t = keep / self.fps
+            self.segments = [s for s in self.segments if s.start + s.duration > t]
+
+
+def _since(segments: list[Segment], t0: float) -> list[Segment]:
+    """Segments on a timeline that starts at `t0` (a segment across it is cut there)."""
+    if t0 <= 0:
+        return segments
+    out = []
+    for s in segments:
+        start = max(s.start, t0)
+        out.append(Segment(s.symbol, start - t0, s.duration - (start - s.start)))
+    return out
 
 
 def build_controls(

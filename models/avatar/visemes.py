@@ -64,12 +64,13 @@ def tongue_tip(symbol: str) -> tuple[float, float]:
     return found or (0.0, 0.0)
 
 
-def targets(segments: list[Segment], n: int, hz: float, rest: float) -> np.ndarray:
-    """(5, n) piecewise targets at `hz`: jaw, width, tongue rise, tongue forward and lip closure (1 on m/b/p)."""
+def targets(segments: list[Segment], n: int, hz: float, rest: float, marked: bool | None = None) -> np.ndarray:
+    """(5, n) piecewise targets at `hz`: jaw, width, tongue rise, tongue forward and lip closure (1 on m/b/p).
+    `marked`: whether the speech marks stress at all (None: whether these segments do)."""
     out = np.zeros((5, n), np.float32)
     out[0] = rest
     last = (rest, 0.0, 0.0, 0.0)
-    marked = any(c in STRESS for seg in segments for c in seg.symbol)
+    marked = has_stress(segments) if marked is None else marked
     for seg in _stress_ahead(segments):
         a, b = int(seg.start * hz), max(int((seg.start + seg.duration) * hz), int(seg.start * hz) + 1)
         shape = viseme(seg.symbol)
@@ -82,6 +83,10 @@ def targets(segments: list[Segment], n: int, hz: float, rest: float) -> np.ndarr
         out[4, a:b] = seg.symbol in BILABIAL
         last = target
     return out
+
+
+def has_stress(segments: list[Segment]) -> bool:
+    return any(c in STRESS for seg in segments for c in seg.symbol)
 
 
 def _stress_ahead(segments: list[Segment]) -> list[Segment]:

@@ -20,6 +20,12 @@ class Phoneme:
     duration: float
 
 
+# Where a face's mouth comes from, best first: "phonemes", the engine's own timings; then timings found in the
+# audio (models/align): "aligned" to a known text, "transcribed" (to the words heard), "recognized" (phone by
+# phone), "spectral" (formants); "loudness", the last resort when nothing else could run.
+MOUTH_SOURCES = ("phonemes", "aligned", "transcribed", "recognized", "spectral", "loudness")
+
+
 @dataclass
 class SpeechChunk:
     """One sentence of speech."""
@@ -28,10 +34,15 @@ class SpeechChunk:
     sample_rate: int
     text: str
     phonemes: list[Phoneme] | None  # None when the engine has no timings
+    source: str | None = None  # of the timings (MOUTH_SOURCES); None: the engine's own, or none
 
     @property
     def duration(self) -> float:
         return len(self.audio) / self.sample_rate
+
+    @property
+    def mouth(self) -> str:
+        return self.source or ("phonemes" if self.phonemes is not None else "loudness")
 
 
 @dataclass
@@ -46,6 +57,13 @@ class Speech:
     @property
     def duration(self) -> float:
         return len(self.audio) / self.sample_rate
+
+    @property
+    def mouth(self) -> str:
+        """The weakest source among the chunks (a mouth is only as good as its worst sentence)."""
+        if not self.chunks:
+            return "phonemes" if self.phonemes is not None else "loudness"
+        return max((c.mouth for c in self.chunks), key=MOUTH_SOURCES.index)
 
     @classmethod
     def join(cls, chunks: Iterable[SpeechChunk]) -> Speech:

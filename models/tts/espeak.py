@@ -92,24 +92,28 @@ class EspeakEngine:
             raise InvalidInput(f"unknown voice {voice!r}", allowed=["default"], field="voice")
         opts = options or SynthesisOptions()
         for sentence in split_sentences(text):
-            yield self._sentence(sentence, VOICES[lang], opts)
+            yield speak_sentence(sentence, VOICES[lang], opts)
 
-    def _sentence(self, text: str, voice: str, opts: SynthesisOptions) -> SpeechChunk:
-        lib, rate, sink = _library()
-        data = text.encode()
-        with _LOCK:
-            sink["audio"].clear()
-            sink["events"].clear()
-            lib.espeak_SetVoiceByName(voice.encode())
-            lib.espeak_SetParameter(_RATE, int(175 * opts.speed), 0)
-            lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            pcm = np.concatenate(sink["audio"]) if sink["audio"] else np.zeros(0, np.int16)
-            events = list(sink["events"])
-        audio = np.clip(pcm.astype(np.float32) / 32768 * opts.volume, -1, 1)
-        phonemes = _with_closures(_timings(events, len(audio), rate), audio, rate)
-        pause = np.zeros(int(_pause_after(text) / opts.speed * rate), np.float32)
-        phonemes.append(Phoneme("_", len(audio) / rate, len(pause) / rate))
-        return SpeechChunk(np.concatenate([audio, pause]), rate, text, phonemes)
+
+def speak_sentence(text: str, voice: str, opts: SynthesisOptions) -> SpeechChunk:
+    """One sentence in an eSpeak voice (any name eSpeak knows: "es", "fr-fr", "es+f3"), with its phoneme timings
+    and the pause after it."""
+    lib, rate, sink = _library()
+    data = text.encode()
+    with _LOCK:
+        sink["audio"].clear()
+        sink["events"].clear()
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise InvalidInput(f"eSpeak has no voice {voice!r}", field="language")
+        lib.espeak_SetParameter(_RATE, int(175 * opts.speed), 0)
+        lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        pcm = np.concatenate(sink["audio"]) if sink["audio"] else np.zeros(0, np.int16)
+        events = list(sink["events"])
+    audio = np.clip(pcm.astype(np.float32) / 32768 * opts.volume, -1, 1)
+    phonemes = _with_closures(_timings(events, len(audio), rate), audio, rate)
+    pause = np.zeros(int(_pause_after(text) / opts.speed * rate), np.float32)
+    phonemes.append(Phoneme("_", len(audio) / rate, len(pause) / rate))
+    return SpeechChunk(np.concatenate([audio, pause]), rate, text, phonemes)
 
 
 def _pause_after(sentence: str) -> float:

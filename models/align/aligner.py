@@ -1,0 +1,150 @@
+"""Audio (+ text when known) -> timed phonemes: the one entry point, which picks the best method that can run.
+
+| text  | language                  | method                                                      | source      |
+|-------|---------------------------|-------------------------------------------------------------|-------------|
+| known | en                        | PocketSphinx forced alignment (eSpeak DTW if it fails)      | aligned     |
+| known | other eSpeak languages    | eSpeak rendering + DTW                                      | aligned     |
+| none  | en                        | PocketSphinx words (Whisper's, if imported), then alignment | transcribed |
+| none  | en, live (a stream piece) | PocketSphinx phone recognition                              | recognized  |
+| none  | other, Whisper imported   | Whisper's transcript, then DTW                              | transcribed |
+| none  | other, no Whisper         | formants and bursts (models/align/spectral.py)              | spectral    |
+
+The renderer takes the result as it takes a TTS engine's timings: a list of IPA `Phoneme`s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.align.dtw import VOICES, DtwAligner, pronounce, render
+from models.align.phones import arpabet_phonemes, closing, delay, quiet_edges, respell
+from models.align.spectral import estimate as spectral_estimate
+from models.errors import InvalidInput, UnsupportedLanguage
+from models.text import normalize_language
+from models.tts.base import MOUTH_SOURCES, Phoneme
+
+SOURCES = MOUTH_SOURCES
+# PocketSphinx's boundaries sit this much earlier than Piper's marks, before a vowel and before a consonant
+# (medians over 10 development sentences, none of them in the evaluation set: README, Audio in)
+SPHINX_DELAY_S = (0.023, 0.036)
+_SCRIPTS = {
+    "zh-cn": ("CJK",),
+    "ja": ("CJK", "HIRAGANA", "KATAKANA"),
+    "ko": ("HANGUL", "CJK"),
+    "ru": ("CYRILLIC",),
+    "ar": ("ARABIC",),
+    "hi": ("DEVANAGARI",),
+}  # fmt: skip  (the others are written in Latin letters)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    phonemes: list[Phoneme]
+    source: str  # one of SOURCES
+    method: str  # the aligner that made it (pocketsphinx, espeak-dtw, pocketsphinx-allphone, formants)
+    text: str | None = None  # the text laid over the audio (given or transcribed)
+    ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "method": self.method, "align_ms": round(self.ms, 1)}
+
+
+@dataclass
+class AudioAligner:
+    """Holds the loaded aligners (PocketSphinx decoders load in ~0.4 s, once). `transcriber`: Whisper, when
+    imported (models/asr), for text-free audio in languages PocketSphinx does not know. Thread-safe."""
+
+    transcriber: object | None = None
+    dtw: DtwAligner = field(default_factory=DtwAligner)
+    _sphinx: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def check(self, text: str | None, language: str) -> str:
+        """The language's code, once it and the text are known to be usable (raises before any work is done)."""
+        lang = normalize_language(language)
+        if lang not in VOICES:
+            raise UnsupportedLanguage(f"no aligner for language {language!r}", allowed=sorted(VOICES),
+                                      field="language")  # fmt: skip
+        if text:
+            check_script(text, lang)
+        return lang
+
+    def align(self, audio: np.ndarray, sample_rate: int, text: str | None = None, language: str = "en",
+              live: bool = False) -> Alignment:  # fmt: skip
+        """`live`: a piece of a stream, where latency counts: English without text is recognised phone by phone
+        (0.5x Piper's time) instead of word by word and then aligned (1.2x, a closer mouth)."""
+        t0 = time.perf_counter()
+        text = text.strip() if text and text.strip() else None
+        lang = self.check(text, language)
+        if text is not None:
+            found = self._with_text(audio, sample_rate, text, lang)
+        else:
+            found = self._without_text(audio, sample_rate, lang, live)
+        return Alignment(*found, ms=(time.perf_counter() - t0) * 1000)
+
+    def warm(self) -> None:
+        """Load the English decoders now (a service does this at start, not on its first request)."""
+        for kind in ("aligner", "recognizer", "transcriber"):
+            self.sphinx(kind)
+
+    def sphinx(self, kind: str):
+        with self._lock:
+            if kind not in self._sphinx:
+                from models.align import sphinx
+
+                make = {"aligner": lambda: sphinx.SphinxAligner(pronounce), "recognizer": sphinx.SphinxRecognizer,
+                        "transcriber": sphinx.SphinxTranscriber}  # fmt: skip
+                self._sphinx[kind] = make[kind]()
+            return self._sphinx[kind]
+
+    def _with_text(self, audio, sample_rate, text, lang, source="aligned") -> tuple:
+        if lang == "en":
+            aligner = self.sphinx("aligner")
+            if (phones := aligner.align(audio, sample_rate, text)) is not None:
+                symbols = [p.symbol for p in render(text, VOICES[lang])[2]]
+                found = closing(delay(respell(phones, symbols), *SPHINX_DELAY_S))
+                return quiet_edges(found, audio, sample_rate), source, aligner.name, text
+        if (found := self.dtw.align(audio, sample_rate, text, lang)) is not None:
+            return found, source, self.dtw.name, text
+        return self._without_text(audio, sample_rate, lang, live=True)
+
+    def _without_text(self, audio, sample_rate, lang, live: bool) -> tuple:
+        heard = None if live else self._transcribe(audio, sample_rate, lang)
+        if heard:
+            return self._with_text(audio, sample_rate, heard, lang, "transcribed")
+        if lang == "en":
+            recognizer = self.sphinx("recognizer")
+            phones = closing(delay(arpabet_phonemes(recognizer.recognize(audio, sample_rate)), *SPHINX_DELAY_S))
+            return quiet_edges(phones, audio, sample_rate), "recognized", recognizer.name, None
+        return spectral_estimate(audio, sample_rate), "spectral", "formants", None
+
+    def _transcribe(self, audio, sample_rate, lang) -> str | None:
+        """Words heard: Whisper's where it is imported and knows the language, else PocketSphinx's in English."""
+        t = self.transcriber
+        if t is not None and lang in getattr(t, "languages", ()):
+            text = t.transcribe(audio, sample_rate, lang).text
+        elif lang == "en":
+            text = self.sphinx("transcriber").transcribe(audio, sample_rate)
+        else:
+            return None
+        return text if any(c.isalnum() for c in text) else None
+
+
+def check_script(text: str, language: str) -> None:
+    """A text in another writing system than the language's is refused: it cannot be what the audio says."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return
+    scripts = _SCRIPTS.get(language, ("LATIN",))
+    inside = sum(any(unicodedata.name(c, "").startswith(s) for s in scripts) for c in letters)
+    if inside < 0.5 * len(letters):
+        raise InvalidInput(
+            f"the text is not written as {language!r} is: most of its letters are not {'/'.join(scripts).lower()}",
+            allowed=f"a text in the language given ({language}), or another language",
+            field="text",
+        )
