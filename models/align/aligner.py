@@ -95,10 +95,10 @@ class AudioAligner:
     def sphinx(self, kind: str):
         with self._lock:
             if kind not in self._sphinx:
-                from models.align import sphinx
+                from models.align.sphinx import SphinxAligner, SphinxRecognizer, SphinxTranscriber
 
-                make = {"aligner": lambda: sphinx.SphinxAligner(pronounce), "recognizer": sphinx.SphinxRecognizer,
-                        "transcriber": sphinx.SphinxTranscriber}  # fmt: skip
+                make = {"aligner": lambda: SphinxAligner(pronounce), "recognizer": SphinxRecognizer,
+                        "transcriber": SphinxTranscriber}  # fmt: skip
                 self._sphinx[kind] = make[kind]()
             return self._sphinx[kind]
 
