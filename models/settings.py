@@ -118,6 +118,16 @@ class ASRSettings(_Section):
     max_audio_s: float = 60  # longest clip accepted
 
 
+class AudioInSettings(_Section):
+    """Audio in: a client's speech drives the face (/api/v1/animate, its stream and live socket; avatar animate)."""
+
+    max_audio_s: float = 300  # longest clip accepted (read from the file's header before decoding)
+    live_lookahead_s: float = 0.32  # live socket: audio held before a piece is animated (the mouth's look-ahead)
+    live_lead_s: float = 0.4  # live socket: at most this much video sent ahead of real time (what an interrupt
+    #                           cannot take back from a player that does not drop its buffer)
+    live_idle_timeout_s: float = 600  # live socket: closed after this long with no message at all
+
+
 class LLMSettings(_Section):
     """The chat model: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, LM Studio...)."""
 
@@ -143,6 +153,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     serving: ServingSettings = ServingSettings()
     asr: ASRSettings = ASRSettings()
+    audio_in: AudioInSettings = AudioInSettings()
     llm: LLMSettings = LLMSettings()
 
 

@@ -71,11 +71,13 @@ class SpeechPlan:
     fps: float
     motion: MotionConfig
     sample_rate: int | None = None
+    window_s: float | None = None  # keep only this much history (a live session): ControlStream's window
     controls: ControlStream = field(init=False)
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), init=False)
+    dropped: int = field(default=0, init=False)  # samples forgotten before `audio` (window_s)
 
     def __post_init__(self) -> None:
-        self.controls = ControlStream(self.fps, self.motion)
+        self.controls = ControlStream(self.fps, self.motion, window_s=self.window_s)
 
     def __len__(self) -> int:
         return len(self.controls)
@@ -85,12 +87,13 @@ class SpeechPlan:
         `len(self)` as it was before the call (None when the piece is shorter than what is left of a frame)."""
         self.sample_rate = self.sample_rate or piece.sample_rate
         audio = resample(piece.audio.astype(np.float32, copy=False), piece.sample_rate, self.sample_rate)
-        offset = len(self.audio) / self.sample_rate
+        offset = self.samples / self.sample_rate
         self.audio = np.concatenate([self.audio, audio])
-        first, end = len(self.controls), int(round(len(self.audio) / self.sample_rate * self.fps))
+        first, end = len(self.controls), int(round(self.samples / self.sample_rate * self.fps))
         if end <= first:
             return audio, None
-        envelope = rms_envelope(self.audio, self.sample_rate, self.fps, end)[first:]
+        envelope = rms_envelope(self.audio, self.sample_rate, self.fps, end, self.dropped)[first:]
+        self._forget(first)
         # phoneme times follow the resampled audio (the same seconds, up to the rounding of its length)
         scale = (len(audio) / self.sample_rate) / max(len(piece.audio) / piece.sample_rate, 1e-9)
         segments = None
@@ -99,5 +102,18 @@ class SpeechPlan:
         return audio, self.controls.extend(envelope, segments)
 
     @property
+    def samples(self) -> int:
+        return self.dropped + len(self.audio)
+
+    @property
     def duration(self) -> float:
-        return len(self.audio) / self.sample_rate if self.sample_rate else 0.0
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    def _forget(self, frame: int) -> None:
+        """With a window, drop the audio more than a window before `frame` (in steps of a window)."""
+        if self.window_s is None:
+            return
+        keep = int(max(frame / self.fps - self.window_s, 0) * self.sample_rate)
+        if keep - self.dropped > self.window_s * self.sample_rate:
+            self.audio = self.audio[keep - self.dropped :]
+            self.dropped = keep

@@ -67,11 +67,12 @@ class LiveVideo:
     motion: MotionConfig
     sample_rate: int | None = None  # of the first piece; later pieces are resampled to it
     chunk_frames: tuple[int, ...] = CHUNK_FRAMES  # from the start of each piece
+    window_s: float | None = None  # history kept by the plan (a live session that runs for hours)
     plan: SpeechPlan = field(init=False)
     muxer: FragmentMuxer | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.plan = SpeechPlan(self.fps, self.motion, self.sample_rate)
+        self.plan = SpeechPlan(self.fps, self.motion, self.sample_rate, self.window_s)
 
     def add_speech(self, piece: SpeechChunk) -> list[ChunkJob]:
         """Plan the frames this piece of speech covers; returns them as chunks to render and encode."""

@@ -1,10 +1,16 @@
 """Optional API keys (settings serving.api_keys, or AVATAR_API_KEYS=key1,key2): when any is set, every data
 route needs one, as `Authorization: Bearer KEY` (what the OpenAI SDKs send) or an `api-key: KEY` header.
 Probes, metrics, the API documentation and the page itself stay open; the page asks for a key when it gets a 401.
+
+A browser's WebSocket cannot set headers, so a socket may also carry its key in `Sec-WebSocket-Protocol`, as
+Kubernetes' API server takes bearer tokens: offer the subprotocols `avatar` and `key.<the key in base64url,
+unpadded>`; the server accepts with `avatar` (never echoing the key).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 
 from fastapi.responses import JSONResponse
@@ -27,6 +33,35 @@ def presented_keys(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
     return found
 
 
+SUBPROTOCOL = "avatar"  # what a keyed browser socket offers beside its key, and what the server accepts with
+KEY_PROTOCOL = "key."
+
+
+def protocol_keys(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Keys offered as `key.<base64url>` WebSocket subprotocols."""
+    found = []
+    for name, value in headers:
+        if name != b"sec-websocket-protocol":
+            continue
+        for offer in value.decode("latin-1").split(","):
+            offer = offer.strip()
+            if offer.startswith(KEY_PROTOCOL) and len(offer) > len(KEY_PROTOCOL):
+                token = offer[len(KEY_PROTOCOL) :]
+                try:
+                    found.append(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+                except (binascii.Error, ValueError):
+                    continue
+    return found
+
+
+def accepted_subprotocol(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """`avatar` when the client offered it (a browser fails a socket whose offers the server ignores)."""
+    for name, value in headers:
+        if name == b"sec-websocket-protocol" and SUBPROTOCOL in [o.strip() for o in value.decode("latin-1").split(",")]:
+            return SUBPROTOCOL
+    return None
+
+
 def is_open(path: str, method: str) -> bool:
     return method == "OPTIONS" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
@@ -45,7 +80,8 @@ class ApiKeys:
     async def __call__(self, scope, receive, send) -> None:
         if not self.keys or scope["type"] not in ("http", "websocket") or is_open(scope["path"], scope.get("method")):
             return await self.app(scope, receive, send)
-        presented = presented_keys(scope.get("headers") or [])
+        headers = scope.get("headers") or []
+        presented = presented_keys(headers) + (protocol_keys(headers) if scope["type"] == "websocket" else [])
         if self.accepts(presented):
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":  # policy violation, before the handshake is accepted

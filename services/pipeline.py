@@ -19,18 +19,28 @@ import bentoml
 
 from models.pacing import DeadlineGate, Pacer
 from models.settings import load_settings
-from services import routes_conversation, routes_health, routes_library, routes_live, routes_speech, routes_video
+from services import (
+    routes_animate,
+    routes_animate_live,
+    routes_conversation,
+    routes_health,
+    routes_library,
+    routes_live,
+    routes_speech,
+    routes_video,
+)
 from services.app import add_middleware, app
 from services.avatar import AvatarService
 from services.backends import BREAKERS, PROBE_S, call, check, dispatch, probe
 from services.breaker import Breaker
 from services.conversation import Conversations
-from services.schemas import ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult, pack_audio
+from services.schemas import AlignRequest, ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult, pack_audio
 from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
 SERVING = load_settings().serving
-for group in (routes_video, routes_health, routes_speech, routes_library, routes_conversation, routes_live):
+for group in (routes_video, routes_animate, routes_animate_live, routes_health, routes_speech, routes_library,
+              routes_conversation, routes_live):  # fmt: skip
     app.include_router(group.router)
 
 
@@ -78,6 +88,12 @@ class AvatarPipeline:
         result = await call(self.tts.to_async.transcribe, base64.b64encode(data).decode(), language, candidates)
         check(result)
         return result["transcript"]
+
+    async def _align(self, req: AlignRequest) -> dict:
+        """Timed phonemes of speech from elsewhere (TTSService.align)."""
+        result = await call(self.tts.to_async.align, req)
+        check(result)
+        return result
 
     async def _vad(self, audio, state: dict | None) -> dict:
         result = await call(self.tts.to_async.vad, pack_audio(audio), state)

@@ -24,6 +24,7 @@ from models.errors import AvatarError, InvalidInput
 from models.live.session import LiveSession, Turn
 from models.live.turns import EndpointConfig, Utterance
 from models.live.vad import RATE, VadState
+from services.auth import accepted_subprotocol
 from services.backends import Service
 from services.schemas import GenerateRequest, LiveHello
 from services.streaming import stream
@@ -43,7 +44,7 @@ class Close(Exception):
 @router.websocket("/api/v1/live")
 async def live(ws: WebSocket, svc: Service) -> None:
     """See the module docstring; the messages are in the README ("Hands-free")."""
-    await ws.accept()
+    await ws.accept(subprotocol=accepted_subprotocol(ws.scope.get("headers") or []))
     session = None
     try:
         hello = await _hello(ws)

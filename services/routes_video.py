@@ -89,17 +89,23 @@ async def generate(svc: Service, body: GenerateRequest) -> GenerateResponse:
     )
     rreq = RenderRequest(avatar=body.avatar, audio=speech.audio, sample_rate=speech.sample_rate,
                          phonemes=speech.phonemes, fps=body.fps, size=body.size, seed=body.seed)  # fmt: skip
+    return await video_response(svc, rreq, t0, tts_ms=speech.tts_ms, language=body.language, voice=body.voice,
+                                mouth=speech.mouth)  # fmt: skip
+
+
+async def video_response(svc, rreq: RenderRequest, t0: float, **meta) -> GenerateResponse:
+    """Render the speech into an MP4, store it (atomically) and answer with its URL and the request's costs;
+    `meta`: the fields of GenerateMetadata the caller knows (tts_ms, language, voice, mouth...)."""
     video = await svc._render(rreq)
     name, tmp = svc.store.new_name(), svc.store.temp_path()
     tmp.write_bytes(base64.b64decode(video.video))
     svc.store.commit(tmp, name)
     total = (time.perf_counter() - t0) * 1000
-    dur = len(unpack_audio(speech.audio)) / speech.sample_rate
+    dur = len(unpack_audio(rreq.audio)) / rreq.sample_rate
     meta = GenerateMetadata(
-        tts_ms=speech.tts_ms, avatar_ms=video.avatar_ms, encode_ms=video.encode_ms, duration_ms=total,
+        **{"tts_ms": 0.0, **meta}, avatar_ms=video.avatar_ms, encode_ms=video.encode_ms, duration_ms=total,
         audio_duration_s=dur, rtf=total / 1000 / max(dur, 1e-6), n_frames=video.n_frames,
-        fps=body.fps or svc.settings.avatar.fps, size=body.size or svc.settings.avatar.size,
-        language=body.language, voice=body.voice, avatar=body.avatar,
+        fps=rreq.fps or svc.settings.avatar.fps, size=rreq.size or svc.settings.avatar.size, avatar=rreq.avatar,
     )  # fmt: skip
     return GenerateResponse(job_id=uuid.uuid4().hex, video_url=f"/api/v1/videos/{name}", metadata=meta)
 

@@ -65,14 +65,7 @@ class AudioAligner:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check(self, text: str | None, language: str) -> str:
-        """The language's code, once it and the text are known to be usable (raises before any work is done)."""
-        lang = normalize_language(language)
-        if lang not in VOICES:
-            raise UnsupportedLanguage(f"no aligner for language {language!r}", allowed=sorted(VOICES),
-                                      field="language")  # fmt: skip
-        if text:
-            check_script(text, lang)
-        return lang
+        return checked_language(text, language)
 
     def align(self, audio: np.ndarray, sample_rate: int, text: str | None = None, language: str = "en",
               live: bool = False) -> Alignment:  # fmt: skip
@@ -133,6 +126,16 @@ class AudioAligner:
         else:
             return None
         return text if any(c.isalnum() for c in text) else None
+
+
+def checked_language(text: str | None, language: str) -> str:
+    """The language's code, once it and the text are known to be usable (raises before any work is done)."""
+    lang = normalize_language(language)
+    if lang not in VOICES:
+        raise UnsupportedLanguage(f"no aligner for language {language!r}", allowed=sorted(VOICES), field="language")
+    if text:
+        check_script(text, lang)
+    return lang
 
 
 def check_script(text: str, language: str) -> None:

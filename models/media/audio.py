@@ -79,10 +79,13 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(audio, sr_in, sr_out).astype(np.float32)
 
 
-def rms_envelope(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int | None = None) -> np.ndarray:
-    """RMS of the audio under each video frame (float32, one value per frame)."""
-    n = n_frames if n_frames is not None else int(np.ceil(len(audio) / sample_rate * fps))
-    edges = np.minimum((np.arange(n + 1) * sample_rate / fps).astype(np.int64), len(audio))
+def rms_envelope(
+    audio: np.ndarray, sample_rate: int, fps: float, n_frames: int | None = None, offset: int = 0
+) -> np.ndarray:
+    """RMS of the audio under each video frame (float32, one value per frame). `offset`: samples of the track
+    before `audio[0]` (a stream that forgot its past); frames before it read as silent."""
+    n = n_frames if n_frames is not None else int(np.ceil((offset + len(audio)) / sample_rate * fps))
+    edges = np.clip((np.arange(n + 1) * sample_rate / fps).astype(np.int64) - offset, 0, len(audio))
     sq = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
     counts = np.maximum(edges[1:] - edges[:-1], 1)
     return np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / counts).astype(np.float32)

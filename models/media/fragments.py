@@ -102,7 +102,8 @@ class FragmentMuxer:
         tracks = {t.kind: t for t in parse_moov(self.init[self.init.index(b"moov") + 4 :]).values()}
         self.video_track, self.audio_track = tracks["video"], tracks["audio"]
         self.aac = _aac_encoder(sample_rate)
-        self.audio = np.zeros(0, np.float32)  # received, not yet encoded
+        self.audio = np.zeros(0, np.float32)  # received (from sample `audio_base` on)
+        self.audio_base = 0  # samples already encoded and forgotten (a live stream runs for hours)
         self.audio_in = 0  # samples given to the encoder
         self.audio_out = 0  # samples of encoded packets written (the encoder delay included)
         self.pending_audio: list[tuple[bytes, int]] = []  # (packet, duration in samples), not yet written
@@ -145,10 +146,11 @@ class FragmentMuxer:
         """Feed the encoder up to `until` seconds (None: everything, then flush) and keep its packets."""
         import av
 
-        end = len(self.audio) if until is None else min(len(self.audio), int(until * self.sample_rate))
+        total = self.audio_base + len(self.audio)
+        end = total if until is None else min(total, int(until * self.sample_rate))
         packets = []
         while self.audio_in < end:
-            part = self.audio[self.audio_in : min(end, self.audio_in + 8192)]
+            part = self.audio[self.audio_in - self.audio_base : min(end, self.audio_in + 8192) - self.audio_base]
             frame = av.AudioFrame.from_ndarray(part[None, :], format="flt", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = (
                 self.sample_rate,
@@ -160,6 +162,9 @@ class FragmentMuxer:
         if until is None:
             packets += self.aac.encode(None)
         self.pending_audio += [(bytes(p), int(p.duration or 1024)) for p in packets]
+        if self.audio_in - self.audio_base > 10 * self.sample_rate:  # forget what is encoded
+            self.audio = self.audio[self.audio_in - self.audio_base :]
+            self.audio_base = self.audio_in
 
     def _fragment(self, chunk: EncodedChunk | None, first: int) -> bytes:
         """moof + mdat: the chunk's frames and the audio encoded so far. Both tracks start with the AAC
