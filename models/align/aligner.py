@@ -4,10 +4,10 @@
 |-------|---------------------------|-------------------------------------------------------------|-------------|
 | known | en                        | PocketSphinx forced alignment (eSpeak DTW if it fails)      | aligned     |
 | known | other eSpeak languages    | eSpeak rendering + DTW                                      | aligned     |
-| none  | en                        | PocketSphinx words (Whisper's, if imported), then alignment | transcribed |
-| none  | en, live (a stream piece) | PocketSphinx phone recognition                              | recognized  |
-| none  | other, Whisper imported   | Whisper's transcript, then DTW                              | transcribed |
-| none  | other, no Whisper         | formants and bursts (models/align/spectral.py)              | spectral    |
+| none  | any, Whisper imported     | Whisper's transcript, then the aligner above                | transcribed |
+| none  | en, no Whisper            | PocketSphinx words, then alignment                          | transcribed |
+| none  | other; en live (a piece)  | PocketSphinx phone recognition (English phones)             | recognized  |
+| none  | without PocketSphinx      | formants and bursts (models/align/spectral.py)              | spectral    |
 
 The renderer takes the result as it takes a TTS engine's timings: a list of IPA `Phoneme`s.
 """
@@ -24,7 +24,7 @@ import numpy as np
 from models.align.dtw import VOICES, DtwAligner, pronounce, render
 from models.align.phones import arpabet_phonemes, closing, delay, quiet_edges, respell
 from models.align.spectral import estimate as spectral_estimate
-from models.errors import InvalidInput, UnsupportedLanguage
+from models.errors import EngineUnavailable, InvalidInput, UnsupportedLanguage
 from models.text import normalize_language
 from models.tts.base import MOUTH_SOURCES, Phoneme
 
@@ -110,11 +110,12 @@ class AudioAligner:
         heard = None if live else self._transcribe(audio, sample_rate, lang)
         if heard:
             return self._with_text(audio, sample_rate, heard, lang, "transcribed")
-        if lang == "en":
+        try:  # English phones: in other languages too, closer than formants alone (README, Audio in)
             recognizer = self.sphinx("recognizer")
-            phones = closing(delay(arpabet_phonemes(recognizer.recognize(audio, sample_rate)), *SPHINX_DELAY_S))
-            return quiet_edges(phones, audio, sample_rate), "recognized", recognizer.name, None
-        return spectral_estimate(audio, sample_rate), "spectral", "formants", None
+        except EngineUnavailable:
+            return spectral_estimate(audio, sample_rate), "spectral", "formants", None
+        phones = closing(delay(arpabet_phonemes(recognizer.recognize(audio, sample_rate)), *SPHINX_DELAY_S))
+        return quiet_edges(phones, audio, sample_rate), "recognized", recognizer.name, None
 
     def _transcribe(self, audio, sample_rate, lang) -> str | None:
         """Words heard: Whisper's where it is imported and knows the language, else PocketSphinx's in English."""

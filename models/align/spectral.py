@@ -1,7 +1,7 @@
 """Timed mouth shapes from the audio alone, with no model and no text: the estimate for a language without a
 recogniser. Better than loudness on each count the face shows:
 
-- openness from the first formant (an open vowel has a high F1) and the vowel band's energy;
+- openness from the first formant (an open vowel has a high F1), scaled by the vowel band's energy;
 - rounding and spreading from the second formant (rounded vowels have a low F2, spread ones a high F2);
 - closures from the short silences of stops, and the lips from their bursts: a bilabial's release has a falling
   spectrum (its energy low), an alveolar's or velar's a rising or compact one (Stevens and Blumstein);
@@ -26,6 +26,8 @@ MIN_RUN_S = 0.03  # shorter runs of one label join their neighbours
 _VOWELS = [("a", 0.95, 0.2), ("æ", 0.8, 0.5), ("ɛ", 0.6, 0.55), ("e", 0.45, 0.7), ("i", 0.2, 0.9),
            ("ɪ", 0.3, 0.6), ("ə", 0.45, 0.0), ("ʌ", 0.7, 0.05), ("ɔ", 0.7, -0.7), ("o", 0.5, -0.85),
            ("ʊ", 0.3, -0.8), ("u", 0.2, -1.0)]  # fmt: skip
+_SHAPES = [*_VOWELS, ("n", 0.2, 0.1)]
+FALLING = 3.0  # a bilabial burst's low-band energy over its high-band energy, at least
 
 
 def estimate(audio: np.ndarray, sample_rate: int) -> list[Phoneme]:
@@ -43,7 +45,9 @@ def frame_labels(audio: np.ndarray, sample_rate: int) -> list[str]:
     band = lambda lo, hi: spec[:, (freqs >= lo) & (freqs < hi)].sum(1) + 1e-10  # noqa: E731
     level = 10 * np.log10(spec.sum(1) + 1e-10)
     level -= np.percentile(level, 95)
-    low, vowel, high = band(80, 1000), band(300, 1000), band(3500, 7900)
+    low, high = band(80, 1000), band(3500, 7900)
+    vowel_db = 10 * np.log10(band(300, 1000))
+    vowel_db -= np.percentile(vowel_db, 95)
     f = formants(frames(audio, sample_rate, 10000), 10000)
     labels = []
     for i in range(len(level)):
@@ -51,27 +55,26 @@ def frame_labels(audio: np.ndarray, sample_rate: int) -> list[str]:
             labels.append(SILENT)
         elif high[i] > 2 * low[i]:
             labels.append("s" if level[i] > -25 else "f")
-        elif vowel[i] < 0.05 * low[i] or level[i] < -25:
-            labels.append("n")  # a voiced murmur (nasal, lateral) or a weak sound: nearly closed
         else:
-            labels.append(_vowel(f[i], level[i]))
+            labels.append(_shape(f[i], vowel_db[i]))
     return _closures(labels, spec, freqs)
 
 
-def _vowel(f12: np.ndarray, level: float) -> str:
+def _shape(f12: np.ndarray, vowel_db: float) -> str:
+    """The vowel (or a nearly closed murmur, "n") nearest the frame's openness and width: openness from F1,
+    scaled by the vowel band's energy (a weak or nasal sound opens less), width from F2."""
     f1, f2 = (float(x) for x in f12)
-    if not np.isfinite(f1):
-        return "ə"
-    if not np.isfinite(f2) or f2 < f1 * 1.2:
+    if not np.isfinite(f2) or (np.isfinite(f1) and f2 < f1 * 1.2):
         f2 = 1300.0
-    openness = np.interp(f1, [280, 850], [0.15, 1.0]) * np.interp(level, [-20, -6], [0.7, 1.0])
+    by_f1 = np.interp(f1, [280, 850], [0.15, 1.0]) if np.isfinite(f1) else 0.45
+    openness = by_f1 * np.interp(vowel_db, [-30, -5], [0.2, 1.0])
     width = np.interp(f2, [750, 1300, 2300], [-1.0, 0.0, 0.9])
-    return min(_VOWELS, key=lambda v: (v[1] - openness) ** 2 + 0.5 * (v[2] - width) ** 2)[0]
+    return min(_SHAPES, key=lambda v: (v[1] - openness) ** 2 + 0.5 * (v[2] - width) ** 2)[0]
 
 
 def _closures(labels: list[str], spec: np.ndarray, freqs: np.ndarray) -> list[str]:
-    """Short silences between sounds become stop closures: "p" when the burst after it falls (bilabial),
-    "t" otherwise."""
+    """Short silences between sounds become stop closures: "p" when the burst after it clearly falls
+    (bilabial: its energy below 1.5 kHz over three times that above 3 kHz), "t" otherwise."""
     out = list(labels)
     lo, hi = (freqs >= 300) & (freqs < 1500), (freqs >= 3000) & (freqs < 7000)
     i = 0
@@ -84,7 +87,7 @@ def _closures(labels: list[str], spec: np.ndarray, freqs: np.ndarray) -> list[st
             j += 1
         if i > 0 and j < len(out) and CLOSURE_S[0] <= (j - i) * HOP_S <= CLOSURE_S[1]:
             burst = spec[j : j + 2].sum(0)
-            falling = burst[lo].mean() > burst[hi].mean()
+            falling = burst[lo].mean() > FALLING * burst[hi].mean()
             out[i:j] = ["p" if falling else "t"] * (j - i)
         i = j
     return out
