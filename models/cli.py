@@ -2,6 +2,7 @@
 
 avatar generate "Hello there." -o hello.mp4 [--avatar photo.jpg] [--voice NAME_OR_PATH.onnx] [--language en]
 avatar stream "Hello there." -o hello.mp4 [--play]   (fragmented MP4 written while it is made: cli_stream.py)
+avatar animate speech.wav -o out.mp4 [--text "what it says"] [--language en]   (audio in: any voice drives the face)
 avatar talk --wav conversation.wav --out turns/ [--persona assistant] [--language en]   (hands-free, offline)
 avatar info
 """
@@ -34,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="fragmented MP4 file to write (- for standard output)")
     out.add_argument("--play", action="store_true", help="pipe the stream into a player (ffplay, mpv or vlc)")
     _speech_options(st)
+    a = sub.add_parser("animate", help="animate the portrait with speech from an audio file (any voice)")
+    a.add_argument("audio", type=Path, help="the speech: wav, mp3, ogg/opus, flac, m4a or webm")
+    a.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
+    a.add_argument("--text", help="what the audio says, when known: the mouth is aligned to it")
+    a.add_argument("--language", default="en", help="the language spoken (default: en)")
+    a.add_argument("--avatar", type=Path, help="portrait photo (default: the bundled portrait)")
+    a.add_argument("--fps", type=float, help="frames per second (default from settings: 25)")
+    a.add_argument("--size", type=int, help="frame size in pixels, square (default from settings: 512)")
+    a.add_argument("--seed", type=int, default=0, help="seed of blinks and head motion")
+    a.add_argument("--json", action="store_true", help="print the timings as JSON")
     t = sub.add_parser("talk", help="hands-free turns from a recording: answers when it pauses, stops when talked over")
     t.add_argument("--wav", type=Path, required=True, help="the microphone, recorded (any rate; played in real time)")
     t.add_argument("--out", type=Path, required=True, help="folder for each answer's MP4 (turn-N.mp4)")
@@ -92,6 +103,30 @@ def _generate(args: argparse.Namespace) -> int:
             f"tts {t.tts_ms:.0f} ms, avatar {t.avatar_ms:.0f} ms, encode {t.encode_ms:.0f} ms, "
             f"total {t.total_ms:.0f} ms (RTF {t.rtf:.3f})"
         )
+    return 0
+
+
+def _animate(args: argparse.Namespace) -> int:
+    from models.avatar.images import load_image
+    from models.media.decode import decode_audio_file
+    from models.pipeline import Pipeline
+
+    if not args.audio.is_file():
+        raise AvatarError(f"audio file not found: {args.audio}", field="audio")
+    if not args.output.parent.exists():
+        raise AvatarError(f"output folder does not exist: {args.output.parent}", field="output")
+    pipeline = Pipeline()
+    audio, sr = decode_audio_file(args.audio.read_bytes(), pipeline.settings.audio_in.max_audio_s)
+    image = load_image(args.avatar) if args.avatar else None
+    result = pipeline.animate(audio, sr, args.output, text=args.text, language=args.language, image=image,
+                              size=args.size, fps=args.fps, seed=args.seed)  # fmt: skip
+    t = result.timings
+    if args.json:
+        print(json.dumps({"output": str(result.path), **t.as_dict()}))
+    else:
+        print(f"wrote {result.path}: {t.audio_duration_s:.2f} s of video, {t.n_frames} frames, mouth {t.mouth} | "
+              f"align {t.align_ms:.0f} ms, avatar {t.avatar_ms:.0f} ms, encode {t.encode_ms:.0f} ms, "
+              f"total {t.total_ms:.0f} ms (RTF {t.rtf:.3f})")  # fmt: skip
     return 0
 
 
@@ -223,7 +258,8 @@ def _eval_conversations(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands = {"generate": _generate, "stream": _stream, "info": _info, "eval": _eval, "talk": _talk}
+        commands = {"generate": _generate, "stream": _stream, "animate": _animate, "info": _info, "eval": _eval,
+                    "talk": _talk}  # fmt: skip
         return commands[args.command](args)
     except AvatarError as exc:
         allowed = f" (allowed: {exc.allowed})" if exc.allowed is not None else ""
