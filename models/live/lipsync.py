@@ -104,7 +104,7 @@ class LipsyncSession:
                 await self._interrupt()
             elif (take := self._ready()) > 0:
                 await self._speech(take)
-            elif self.ending:
+            elif self.ending and not len(self.buffer):
                 await self._send(self.live.finish())
                 await self._send({"type": "done", "at_s": round(self.media_s, 3)})
                 return

@@ -34,6 +34,7 @@ def small_env(root) -> dict[str, str]:
         "AVATAR_SIZE": "128",
         "AVATAR_FPS": "12",
         "AVATAR__SERVING__MAX_UPLOAD_MB": "1",
+        "AVATAR__AUDIO_IN__MAX_AUDIO_S": "20",
     }
 
 

@@ -29,6 +29,11 @@ def test_voice_lifecycle(client):
     gen = client.post("/api/v1/generate", json={"text": "Hello there.", "voice": voice["id"]})
     assert gen.status_code == 200, gen.text
     assert gen.json()["metadata"]["voice"] == voice["id"]
+    # a cloned voice has no timings of its own: its text is aligned to its audio (the random test model's audio
+    # is noise, so which aligner places it varies; never the loudness fallback)
+    assert gen.json()["metadata"]["mouth"] in ("aligned", "recognized")
+    default = client.post("/api/v1/generate", json={"text": "Hello there."}).json()["metadata"]
+    assert default["mouth"] == "phonemes"
     wav = client.post("/api/v1/tts", json={"text": "Hola.", "language": "es", "voice": voice["id"]})
     assert wav.status_code == 200 and sf.info(io.BytesIO(wav.content)).samplerate == 24000
     speech = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": voice["id"], "response_format": "flac"})
