@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             frames = frames_of(pipe, audio, sr, phonemes)
             strip = mouth_strip(frames, mouth_box(pipe.avatar()), [first], args.frames)
             strips.append(label(strip, name, phonemes, first, fps, args.frames))
-            print(f"{name:24} jaw corr with the text path {compare(speech.phonemes, phonemes, audio, sr)['jaw_corr']:.3f}")
+            corr = compare(speech.phonemes, phonemes, audio, sr)["jaw_corr"]
+            print(f"{name:24} jaw corr with the text path {corr:.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out / "audio_in_strips.jpg"), cv2.cvtColor(np.concatenate(strips), cv2.COLOR_RGB2BGR))
     return 0
