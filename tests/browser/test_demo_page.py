@@ -206,3 +206,34 @@ def test_stop_ends_the_answer_without_an_error(server, driver, tmp_path):
     assert driver.find_element(By.ID, "error").text == ""
     assert driver.find_element(By.ID, "status").text == "Stopped."
     assert driver.find_element(By.ID, "stop").get_attribute("disabled") is not None
+
+
+def test_a_clip_is_animated_and_played(server, driver, tmp_path):
+    """Audio in from the page: a recording chosen with "Animate a clip…" streams back as the face speaking it."""
+    from selenium.webdriver.common.by import By
+
+    from models.media.audio import encode_audio
+    from models.tts import create_engine, synthesize
+
+    speech = synthesize(create_engine("piper"), "Maybe both of them will bring a map. Well, look at the moon!")
+    clip = tmp_path / "voice.mp3"
+    clip.write_bytes(encode_audio(speech.audio, speech.sample_rate, "mp3")[0])
+    open_page(driver, server)
+    driver.find_element(By.ID, "voiceover").send_keys(str(clip))
+    s = wait_for(driver, lambda s: s["playing"] or s["state"] == "error", 120, "the animated clip to play")
+    assert s["state"] != "error", s["error"]
+    t1 = driver.execute_script(VIDEO_JS + ".currentTime")
+    time.sleep(1.0)
+    assert driver.execute_script(VIDEO_JS + ".currentTime") - t1 >= 0.5
+    png = driver.get_screenshot_as_png()
+    (tmp_path / "demo-animate.png").write_bytes(png)
+    assert video_brightness(driver, png) > 30
+    s = wait_for(driver, lambda s: s["state"] in ("done", "error"), 120, "the stream to finish")
+    assert s["state"] == "done" and abs(s["mediaDuration"] - speech.duration) < 0.3, s
+    assert driver.find_element(By.ID, "voiceover-msg").text == "" and severe(driver) == []
+    # a file that is not audio: the server's reason, on the page
+    bad = tmp_path / "notes.mp3"
+    bad.write_bytes(b"not audio at all" * 100)
+    driver.find_element(By.ID, "voiceover").send_keys(str(bad))
+    s = wait_for(driver, lambda s: s["state"] == "error", 60, "the error")
+    assert "not readable audio" in s["error"], s
