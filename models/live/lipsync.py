@@ -36,7 +36,7 @@ Send = Callable[[dict | bytes], Awaitable[None]]
 class LipsyncConfig:
     lookahead_s: float = 0.32  # speech buffered before a piece is animated: the mouth's look-ahead
     first_s: float = 0.2  # ...for the first piece of an utterance
-    max_piece_s: float = 0.6  # most speech animated in one piece
+    max_piece_s: float = 0.4  # most speech animated in one piece (an interrupt waits for the piece in hand)
     gap_s: float = 0.12  # no audio for this long: the voice paused, what is buffered goes out
     lead_s: float = 0.4  # video sent ahead of real time, at most
     low_s: float = 0.12  # below this lead, an idle piece goes out (when there is no speech)
@@ -146,20 +146,20 @@ class LipsyncSession:
         self.stats.speech_s += n / self.rate
         await self._emit(SpeechChunk(piece, self.rate, "", mine, source))
 
-    async def _idle(self) -> None:
+    async def _idle(self, seconds: float | None = None) -> None:
         if self.speaking and self.clock() - self.last_audio >= self.config.gap_s:
             self.speaking = False
             self.context = np.zeros(0, np.float32)
             await self._send({"type": "idle", "at_s": round(self.media_s, 3)})
         self.stats.idle_pieces += 1
-        n = int(self.config.idle_s * self.rate)
+        n = int((seconds or self.config.idle_s) * self.rate)
         await self._emit(SpeechChunk(np.zeros(n, np.float32), self.rate, "", [Phoneme("_", 0.0, n / self.rate)]))
 
     async def _interrupt(self) -> None:
         self.interrupted = self.speaking = False
         self.buffer = self.context = np.zeros(0, np.float32)
         await self._send({"type": "interrupted", "at_s": round(self.media_s, 3)})
-        await self._idle()
+        await self._idle(self.config.idle_s / 2)  # a short piece first: the shut mouth leaves sooner
 
     async def _emit(self, piece: SpeechChunk) -> None:
         self.stats.pieces += 1
