@@ -129,11 +129,15 @@ def over_http(url: str, rounds: int) -> dict:
                 "audio_s": meta[k]["audio_duration_s"]} for k, v in times.items()}  # fmt: skip
 
 
-async def live_socket(url: str, pcm: bytes, rate: int, interrupt_after: float | None = None) -> dict:
+async def live_session(url: str, pcm: bytes, rate: int, interrupt_after: float | None = None, **connect) -> dict:
+    """One client of /api/v1/animate/live: 1 s of idle, the voice in real time (20 ms messages), an interrupt
+    `interrupt_after` s into it (if given), then `end`. Returns when each message arrived (s from the hello):
+    `fragments`, `events` (time, message), `voice_at`, `interrupt_at`; `connect`: websockets.connect's options."""
     import websockets
 
     marks: dict = {"fragments": [], "events": []}
-    async with websockets.connect(url.replace("http", "ws") + "/api/v1/animate/live", max_size=None) as ws:
+    async with websockets.connect(url.replace("http", "ws") + "/api/v1/animate/live", max_size=None, **connect) as ws:
+        marks["subprotocol"] = ws.subprotocol
         await ws.send(json.dumps({"sample_rate": rate}))
         t0 = time.monotonic()
 
@@ -159,7 +163,11 @@ async def live_socket(url: str, pcm: bytes, rate: int, interrupt_after: float | 
         await asyncio.sleep(1.0)
         await ws.send(json.dumps({"type": "end"}))
         await asyncio.wait_for(reader, 60)
-    return _live_times(marks)
+    return marks
+
+
+async def live_socket(url: str, pcm: bytes, rate: int, interrupt_after: float | None = None) -> dict:
+    return _live_times(await live_session(url, pcm, rate, interrupt_after))
 
 
 def _live_times(m: dict) -> dict:
@@ -204,7 +212,8 @@ def first_sentence_ms() -> float:
 def report(plan_table: str, videos: dict, http: dict | None, piper_long: float, live_r: dict | None,
            piper_first: float) -> str:  # fmt: skip
     lines = [f"Measured by `make bench-audio-in` on {platform.machine()} ({time.strftime('%Y-%m-%d')}), 2 cores; "
-             "medians. Plans: the held-out sentences of `configs/align_sentences.yaml`, 25 fps.", "", plan_table,
+             "medians. Plans: the held-out sentences of `configs/align_sentences.yaml`, each spoken 3 times, 25 fps.",
+             "", plan_table,
              f"Decoded videos (Face Mesh inner-lip opening of the audio path's MP4 against the text path's, "
              f"{videos['sentences']} English sentences at 512 px): with the text **{videos['text']}**, audio only "
              f"**{videos['audio']}**, audio only as a live piece (phones) **{videos['live']}**.", ""]  # fmt: skip

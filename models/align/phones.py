@@ -159,7 +159,7 @@ def delay(phonemes: list[Phoneme], vowels: float, consonants: float) -> list[Pho
 
 
 BILABIALS = frozenset("mbp")
-BILABIAL_MAX_S = 0.06  # a TTS engine marks the last ~35-60 ms of a bilabial (its closure), an HMM the whole phone
+BILABIAL_MAX_S = 0.045  # a TTS engine marks the last ~35-45 ms of a bilabial (its closure), an HMM the whole phone
 
 
 def closing(phonemes: list[Phoneme], early: float = 0.012, longest: float = BILABIAL_MAX_S) -> list[Phoneme]:

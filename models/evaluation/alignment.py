@@ -65,14 +65,18 @@ def held_out_speech(piper, language: str, text: str, k: int) -> tuple[Speech, fl
     return Speech.join(speak_sentence(s, VARIANTS[language], options) for s in split_sentences(text)), None
 
 
-def evaluate(sentences: dict[str, list[str]], piper, aligner: AudioAligner | None = None) -> list[Row]:
+def evaluate(sentences: dict[str, list[str]], piper, aligner: AudioAligner | None = None,
+             repeats: int = 3) -> list[Row]:  # fmt: skip
+    """Each sentence spoken `repeats` times: Piper's durations are random (one run's median over eight sentences
+    moved by 0.07), and eSpeak's held-out speech alternates its speed."""
     aligner = aligner or AudioAligner()
     aligner.warm()
     rows = []
     for language, texts in sentences.items():
         for k, text in enumerate(texts):
-            speech, piper_s = held_out_speech(piper, language, text, k)
-            rows += _rows(aligner, speech, language, text, piper_s)
+            for r in range(repeats):
+                speech, piper_s = held_out_speech(piper, language, text, k + r)
+                rows += _rows(aligner, speech, language, text, piper_s)
     return rows
 
 
@@ -101,7 +105,7 @@ def summary(rows: list[Row]) -> list[dict]:
             sel = [r for r in rows if r.language == language and r.mode == mode]
             if not sel:
                 continue
-            line = {"language": language, "mode": mode, "sentences": len(sel),
+            line = {"language": language, "mode": mode, "samples": len(sel),
                     "source": "/".join(sorted({r.source for r in sel})),
                     "method": "/".join(sorted({r.method for r in sel}))}  # fmt: skip
             for m in MEASURES:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import time
+import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,6 +20,9 @@ from models.media.audio import encode_audio, resample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 websockets = pytest.importorskip("websockets")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from bench_audio_in import live_session as _live  # noqa: E402  (the benchmark's client of the live socket)
+
 TEXT = "Maybe both of them will bring a map. Please remember the blue umbrella."
 
 
@@ -49,39 +52,6 @@ def test_the_text_paths_audio_animated_gives_its_mouth(serve, tmp_path):
     corr = {k: float(np.corrcoef(ref[:n], m[:n])[0, 1]) for k, m in mouths.items()}
     print(f"inner-lip opening against the text path's video: {corr}")
     assert corr["text"] > 0.6 and corr["audio"] > 0.45  # README medians: 0.8x and 0.7x
-
-
-async def _live(url: str, pcm: bytes, rate: int, interrupt_after: float | None, **connect) -> dict:
-    out = {"events": [], "bytes": 0, "fragments": []}
-    async with websockets.connect(url.replace("http", "ws") + "/api/v1/animate/live", max_size=None, **connect) as ws:
-        out["subprotocol"] = ws.subprotocol
-        await ws.send(json.dumps({"sample_rate": rate}))
-        t0 = time.monotonic()
-
-        async def receive():
-            async for m in ws:
-                now = time.monotonic() - t0
-                if isinstance(m, bytes):
-                    out["fragments"].append(now)
-                    out["bytes"] += len(m)
-                else:
-                    out["events"].append((now, json.loads(m)))
-
-        reader = asyncio.create_task(receive())
-        await asyncio.sleep(0.6)
-        out["voice_at"] = time.monotonic() - t0
-        step = int(0.02 * rate) * 2
-        for i in range(0, len(pcm), step):
-            await ws.send(pcm[i : i + step])
-            await asyncio.sleep(0.02)
-            if interrupt_after and time.monotonic() - t0 - out["voice_at"] > interrupt_after:
-                out["interrupt_at"] = time.monotonic() - t0
-                await ws.send(json.dumps({"type": "interrupt"}))
-                break
-        await asyncio.sleep(0.5)
-        await ws.send(json.dumps({"type": "end"}))
-        await asyncio.wait_for(reader, 30)
-    return out
 
 
 def _pcm(text: str, rate: int) -> bytes:

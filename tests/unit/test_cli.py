@@ -89,3 +89,28 @@ def test_stream_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("avatar: error: language 'xx'") and "\n" not in err
     assert not list(tmp_path.glob("*.mp4*"))
+
+
+def test_animate_speaks_with_any_voice_and_refuses_bad_audio(tmp_path, capsys):
+    from models.media import probe
+    from models.media.audio import encode_audio
+    from models.tts import create_engine, synthesize
+
+    s = synthesize(create_engine("piper"), "Maybe both of them will bring a map.")
+    clip = tmp_path / "voice.ogg"
+    clip.write_bytes(encode_audio(s.audio, s.sample_rate, "opus")[0])
+    out = tmp_path / "animated.mp4"
+    text = "Maybe both of them will bring a map."
+    assert main(["animate", str(clip), "-o", str(out), "--text", text, "--fps", "10", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["mouth"] == "aligned" and data["align_ms"] > 0 and probe(out)["audio_codec"] == "aac"
+    assert main(["animate", str(clip), "-o", str(tmp_path / "heard.mp4"), "--fps", "10"]) == 0
+    assert "mouth transcribed" in capsys.readouterr().out
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio")
+    for args, needle in [([str(notes)], "not readable audio"), ([str(clip), "--language", "xx"], "no aligner"),
+                         ([str(tmp_path / "missing.wav")], "not found")]:  # fmt: skip
+        assert main(["animate", *args, "-o", str(tmp_path / "never.mp4")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("avatar: error:") and needle in err and "\n" not in err
+    assert not (tmp_path / "never.mp4").exists()
