@@ -12,6 +12,7 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
+	cd integrations/pipecat && .venv/bin/python -m pytest -q -p no:logging
 
 test-fast: setup
 	$(PY) -m pytest -q -m "unit"

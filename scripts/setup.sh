@@ -8,7 +8,8 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.setup-stamp
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [[ -f $STAMP && $(cat "$STAMP") == "$want" ]]; then exit 0; fi
+
+setup_server() {
 
 "$PYTHON" - <<'PY'
 import sys
@@ -44,5 +45,23 @@ fi
 # Silero VAD (hands-free conversation): only its ONNX model is used, on the onnxruntime already here; the
 # package's own code and dependencies (torch, torchaudio) are not
 "${PIP[@]}" install -q --no-deps "silero-vad==6.2.3"
-"$VENV/bin/python" -c "import mediapipe as mp, piper, av, cv2, torch, TTS.tts.models.xtts, faster_whisper; mp.solutions.face_mesh; print('setup ok: torch', torch.__version__)"
+"$VENV/bin/python" -c "import mediapipe as mp, piper, av, cv2, torch, TTS.tts.models.xtts, faster_whisper, pocketsphinx; mp.solutions.face_mesh; print('setup ok: torch', torch.__version__)"
 echo "$want" > "$STAMP"
+}
+
+# The Pipecat integration (integrations/pipecat): a client of the server, in an environment of its own, since
+# Pipecat pulls protobuf 6 and MediaPipe needs protobuf < 5. Its own stamp, so either side re-installs alone.
+setup_pipecat() {
+  local dir=integrations/pipecat venv=integrations/pipecat/.venv
+  local pwant
+  pwant=$(cat "$dir/pyproject.toml" | sha256sum | cut -d' ' -f1)
+  if [[ -f $venv/.setup-stamp && $(cat "$venv/.setup-stamp") == "$pwant" ]]; then return 0; fi
+  [[ -d $venv ]] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip --disable-pip-version-check install -q --upgrade pip
+  "$venv/bin/python" -m pip --disable-pip-version-check install -q -e "$dir[test]"
+  "$venv/bin/python" -c "import pipecat, realtime_avatar_pipecat; print('setup ok: pipecat', pipecat.__version__)"
+  echo "$pwant" > "$venv/.setup-stamp"
+}
+
+if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then setup_server; fi
+setup_pipecat

@@ -27,6 +27,7 @@ from services import (
     routes_library,
     routes_live,
     routes_speech,
+    routes_transcription,
     routes_video,
 )
 from services.app import add_middleware, app
@@ -39,8 +40,8 @@ from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
 SERVING = load_settings().serving
-for group in (routes_video, routes_animate, routes_animate_live, routes_health, routes_speech, routes_library,
-              routes_conversation, routes_live):  # fmt: skip
+for group in (routes_video, routes_animate, routes_animate_live, routes_health, routes_speech, routes_transcription,
+              routes_library, routes_conversation, routes_live):  # fmt: skip
     app.include_router(group.router)
 
 

@@ -23,7 +23,9 @@ CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_whisper):
+    """(Speech recognition is the tiny random Whisper imported by tests/conftest.py: its words are noise, its
+    responses are real.)"""
     from services.launcher import Server
     from tests.integration.conftest import ROOT
 
@@ -103,3 +105,38 @@ def test_keys_are_required_and_probes_stay_open(server):
     spec = httpx.get(server.url + "/docs.json").json()  # Swagger UI's Authorize button, for the keyed routes
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert spec["paths"]["/health"]["get"]["security"] == [] and "security" not in spec["paths"]["/api/v1/generate"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "verbose_json", "srt", "vtt"])
+def test_transcriptions_in_every_format(client, tiny_whisper, fmt):
+    if not tiny_whisper:
+        pytest.skip("speech recognition needs faster-whisper and transformers")
+    from models.media.audio import wav_bytes
+    from models.tts import create_engine, synthesize
+
+    speech = synthesize(create_engine("piper"), "What is the weather like today?")
+    got = client.audio.transcriptions.create(
+        model="whisper-1", file=("question.wav", wav_bytes(speech.audio, speech.sample_rate)), language="en",
+        response_format=fmt,
+    )  # fmt: skip
+    if fmt == "json":
+        assert isinstance(got.text, str)
+    elif fmt == "verbose_json":
+        assert got.language == "english" and abs(got.duration - speech.duration) < 0.1 and isinstance(got.text, str)
+        assert all(0 <= s.start <= s.end <= got.duration + 0.01 for s in got.segments or [])
+    elif fmt == "vtt":
+        assert got.startswith("WEBVTT")
+    else:
+        assert isinstance(got, str)
+
+
+def test_transcription_errors_come_in_openais_shape(client, server):
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.audio.transcriptions.create(model="whisper-1", file=("q.wav", b"RIFF not audio"), response_format="json")
+    assert bad.value.body["code"] and "audio" in bad.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as fmt:
+        client.audio.transcriptions.create(model="whisper-1", file=("q.wav", b"x"), response_format="tsv")
+    assert "response_format" in fmt.value.body["message"] and fmt.value.body["param"] == "response_format"
+    anonymous = openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.audio.transcriptions.create(model="whisper-1", file=("q.wav", b"x"))
