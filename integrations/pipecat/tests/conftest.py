@@ -61,10 +61,28 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def import_tiny_whisper(home: Path) -> None:
+    """A tiny random Whisper in a model store of the tests' own, by the project's import script (its words are
+    noise; the route, the SDKs and the bot's turn-taking are real)."""
+    code = (
+        "import sys; sys.path.insert(0, 'scripts')\n"
+        "from pathlib import Path\n"
+        "from models.asr.whisper_random import build_transformers_whisper\n"
+        "import import_models\n"
+        "sys.exit(import_models.main(['whisper', '--from', str(build_transformers_whisper(Path(sys.argv[1])))]))\n"
+    )
+    python = str(ROOT / ".venv" / "bin" / "python")
+    env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    subprocess.run([python, "-c", code, str(home / "whisper")], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One keyed server, 256 px at 25 fps, for the whole session."""
-    s = Server(tmp_path_factory.mktemp("server"), AVATAR_SIZE="256", AVATAR_FPS="25", AVATAR_API_KEYS=KEY)
+    """One keyed server, 256 px at 25 fps, with a tiny random Whisper, for the whole session."""
+    tmp = tmp_path_factory.mktemp("server")
+    (tmp / "whisper").mkdir()
+    import_tiny_whisper(tmp)
+    s = Server(tmp, AVATAR_SIZE="256", AVATAR_FPS="25", AVATAR_API_KEYS=KEY, BENTOML_HOME=str(tmp / "bentoml"))
     try:
         yield s.wait_ready()
     finally:
