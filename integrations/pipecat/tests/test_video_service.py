@@ -105,9 +105,12 @@ def test_frames_at_the_set_fps_with_the_input_audio_in_sync(server, piper_speech
     n = min(len(a), len(b)) - abs(lag) - 1
     aligned = (a[max(lag, 0) : max(lag, 0) + n], b[max(-lag, 0) : max(-lag, 0) + n])
     assert np.corrcoef(*aligned)[0, 1] > 0.9  # the audio frames are the input audio (AAC on the way)
-    # in sync: each audio frame leaves with the video frame of the same media time (pts, ns)
+    # in sync: an audio frame and the video frame of the same moment leave at the same offset from their
+    # media times (pts, ns)
     vpts = np.array([f.pts for _, f in video])
-    skews = [abs(t - times[np.argmin(np.abs(vpts - f.pts))]) for t, f in down if isinstance(f, TTSAudioRawFrame)]
+    audio_out = [(t, f) for t, f in down if isinstance(f, TTSAudioRawFrame)]
+    nearest = [int(np.argmin(np.abs(vpts - f.pts))) for _, f in audio_out]  # the video frame of the same moment
+    skews = [abs((t - f.pts / 1e9) - (times[k] - vpts[k] / 1e9)) for (t, f), k in zip(audio_out, nearest, strict=True)]
     assert np.percentile(skews, 95) <= 0.04, np.percentile(skews, 95)
     stops = [t for t, f in down if isinstance(f, TTSStoppedFrame)]
     assert len(stops) == 1 and stops[0] >= audio[-1][0] - 0.05  # TTSStoppedFrame after the face stopped talking

@@ -6,7 +6,9 @@ speaking that audio, idle frames between utterances) and pushes `OutputImageRawF
 downstream, released together at their media times so the transport plays voice and face in sync. The TTS
 audio frames are consumed: the audio that goes on is the server's, which is what the face was made for.
 
-An `InterruptionFrame` cuts the avatar at once: what is buffered here is dropped, the server is told, and
+When speech starts, the idle video still held is skipped (the head's idle sway jumps by at most the server's
+lead, 0.4 s of motion): the face starts speaking when its first frame arrives, not after the idle frames sent
+ahead of it. An `InterruptionFrame` cuts the avatar at once: what is buffered here is dropped, the server is told, and
 fragments that were on their way are skipped until it answers. A server that is down, refuses the key or
 fails ends in an `ErrorFrame` that says why.
 """
@@ -35,7 +37,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, F
 
 from realtime_avatar_pipecat.fmp4 import Fmp4Decoder
 
-PLAYOUT_S = 0.12  # media held before it is released (absorbs the network's and the decoder's jitter)
+PLAYOUT_S = 0.1  # media held before it is released (absorbs the network's and the decoder's jitter)
 
 
 class RealtimeAvatarVideoService(FrameProcessor):
@@ -55,6 +57,7 @@ class RealtimeAvatarVideoService(FrameProcessor):
         self.speaking = False
         self.held_stop: TTSStoppedFrame | None = None
         self.t0: float | None = None  # monotonic time at which media time 0 plays
+        self.skip_before = 0.0  # media time before which nothing more is played (idle video overtaken by speech)
         self._tasks: list[asyncio.Task] = []
         self.stats = {"first_audio_in": None, "first_speech_out": None, "frames_out": 0}
 
@@ -147,7 +150,8 @@ class RealtimeAvatarVideoService(FrameProcessor):
             if self.skipping:
                 continue  # made before the server heard the interrupt (the decoders were still fed)
             for t, rgb in part.frames:
-                heapq.heappush(self.queue, (t, next(self._order), "video", rgb))
+                if t >= self.skip_before:
+                    heapq.heappush(self.queue, (t, next(self._order), "video", rgb))
             if self.speaking:
                 for t, pcm in part.audio:
                     heapq.heappush(self.queue, (t, next(self._order), "audio", pcm))
@@ -156,8 +160,11 @@ class RealtimeAvatarVideoService(FrameProcessor):
         kind = event.get("type")
         if kind == "interrupted":
             self.skipping, self.speaking, self.t0 = False, False, None  # the idle video starts at at_s: play it now
-        elif kind == "speaking":
-            self.speaking = True
+        elif kind == "speaking":  # the idle video still held before it is skipped: the face speaks now
+            self.speaking, self.skip_before = True, event.get("at_s", 0.0)
+            self.queue = [item for item in self.queue if item[0] >= self.skip_before]
+            heapq.heapify(self.queue)
+            self.t0 = time.monotonic() + PLAYOUT_S - self.skip_before
         elif kind == "idle":  # the TTSStoppedFrame goes on when the face reaches the end of the utterance
             self.speaking = False
             if self.held_stop is not None and not self.skipping:
