@@ -80,3 +80,14 @@ def test_models_never_import_bentoml():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not any(n.split(".")[0] == "bentoml" for n in names), path
+
+
+def test_integrations_are_clients_that_never_import_the_server():
+    """integrations/ (Pipecat...) speak to the server over HTTP and WebSockets, in environments of their own."""
+    files = list((ROOT / "integrations").rglob("*.py"))
+    assert files
+    for path in files:
+        if ".venv" in path.parts:
+            continue
+        for name in _imports(path):
+            assert name.split(".")[0] not in PACKAGES, f"{path.relative_to(ROOT)} imports {name}"
