@@ -99,8 +99,10 @@ class ServingSettings(_Section):
     max_upload_mb: float = 10
     api_keys: list[str] = []  # when set, data routes need one of them (services/auth.py); env AVATAR_API_KEYS=a,b
     stream_ahead_s: float = 2.0  # with several live streams, none renders further ahead of its playback than this
+    allowed_origins: list[str] = []  # pages that may open the sockets beyond the server's own and localhost
+    #                                  (services/origins.py); "*" = any. Env AVATAR_ALLOWED_ORIGINS=a,b
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value):
         """AVATAR_API_KEYS=key1,key2 (an environment variable is one string); blanks are dropped."""
@@ -167,6 +169,7 @@ ENV_SHORTCUTS = {
     "AVATAR_TTS_URL": ("serving", "tts_url"),
     "AVATAR_RENDER_URL": ("serving", "render_url"),
     "AVATAR_API_KEYS": ("serving", "api_keys"),
+    "AVATAR_ALLOWED_ORIGINS": ("serving", "allowed_origins"),
     "AVATAR_LLM_BASE_URL": ("llm", "base_url"),
     "AVATAR_LLM_MODEL": ("llm", "model"),
     "AVATAR_LLM_API_KEY": ("llm", "api_key"),

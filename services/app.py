@@ -161,8 +161,10 @@ def add_middleware(service) -> None:
     """The middleware around the mounted app, outermost first."""
     from services.auth import ApiKeys
     from services.openai_errors import OpenAIErrors
+    from services.origins import OriginCheck
 
     service.add_asgi_middleware(OpenAIErrors)  # outermost: every error under /v1/ in OpenAI's shape
+    service.add_asgi_middleware(OriginCheck, allowed=SERVING.allowed_origins)  # a foreign page's socket: 403
     service.add_asgi_middleware(ApiKeys, keys=SERVING.api_keys)  # first: a request without a key takes no slot
     service.add_asgi_middleware(ConcurrencyLimit, limit=SERVING.max_concurrency)
     service.add_asgi_middleware(Contract)

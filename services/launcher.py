@@ -93,6 +93,15 @@ class Server:
                 total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         return total / 1e6
 
+    def peak_mb(self, service_name: str) -> float:
+        """The highest resident memory (VmHWM) any worker of one service has reached, MB."""
+        peaks = [0.0]
+        for pid in self.worker_pids(service_name):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                peaks.append(int(status.split("VmHWM:")[1].split()[0]) / 1000)
+        return max(peaks)
+
     def __enter__(self) -> Server:
         return self.start().wait_ready()
 

@@ -16,8 +16,12 @@ SILENT_DBFS = -60.0  # quieter than this throughout: nothing to animate
 MAX_RATE = 48000
 
 
-def decode_audio_file(data: bytes, max_seconds: float, field: str = "audio") -> tuple[np.ndarray, int]:
-    """float32 mono samples and their rate; refused when not audio, too short, too long or silent."""
+def decode_audio_file(
+    data: bytes, max_seconds: float, field: str = "audio", silent_ok: bool = False
+) -> tuple[np.ndarray, int]:
+    """float32 mono samples and their rate; refused when not audio, too short, too long or (unless `silent_ok`,
+    as for speech recognition) silent. Every upload of audio comes through here: clips to animate, to transcribe
+    and to clone a voice from."""
     import av
 
     if not data:
@@ -34,7 +38,7 @@ def decode_audio_file(data: bytes, max_seconds: float, field: str = "audio") -> 
         if declared is not None and declared > max_seconds:
             raise _too_long(declared, max_seconds, field)
         samples, rate = _decode(container, stream, max_seconds, field)
-    return _checked(samples, rate, max_seconds, field)
+    return _checked(samples, rate, max_seconds, field, silent_ok)
 
 
 def _declared_seconds(container, stream) -> float | None:
@@ -67,7 +71,7 @@ def _decode(container, stream, max_seconds: float, field: str) -> tuple[np.ndarr
     return np.concatenate(parts).astype(np.float32, copy=False), rate
 
 
-def _checked(samples: np.ndarray, rate: int, max_seconds: float, field: str) -> tuple[np.ndarray, int]:
+def _checked(samples: np.ndarray, rate: int, max_seconds: float, field: str, silent_ok: bool) -> tuple[np.ndarray, int]:
     seconds = len(samples) / rate
     if seconds > max_seconds:
         raise _too_long(seconds, max_seconds, field)
@@ -75,7 +79,7 @@ def _checked(samples: np.ndarray, rate: int, max_seconds: float, field: str) -> 
         raise InvalidInput(f"the audio is {seconds:.2f} s long", allowed=f"{MIN_SECONDS}-{max_seconds:g} s",
                            field=field)  # fmt: skip
     samples = np.nan_to_num(np.clip(samples, -1, 1))
-    if not len(samples) or 20 * np.log10(float(np.abs(samples).max()) + 1e-12) < SILENT_DBFS:
+    if not silent_ok and 20 * np.log10(float(np.abs(samples).max()) + 1e-12) < SILENT_DBFS:
         raise InvalidInput("the audio is silent: there is nothing to lip-sync",
                            allowed=f"speech louder than {SILENT_DBFS:g} dBFS", field=field)  # fmt: skip
     return samples, rate

@@ -11,16 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import InvalidInput, NotFound
-from models.media.audio import READ_FORMATS, read_audio, resample, write_wav
+from models.media.audio import READ_FORMATS, resample, write_wav
+from models.media.decode import decode_audio_file
 
 CLIP_SR = 22050  # what XTTS's conditioning encoders expect
 MIN_S, MAX_S = 3.0, 30.0
+DECODE_LIMIT_S = 10 * MAX_S  # past this the clip is not decoded further (413); below it, too long is a 400
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def check_clip(data: bytes) -> tuple[np.ndarray, int]:
     """Decoded mono clip at 22.05 kHz; rejects non-audio, too short, too long or silent clips."""
-    audio, sr = read_audio(data)
+    audio, sr = decode_audio_file(data, DECODE_LIMIT_S, field="clip", silent_ok=True)
     seconds = len(audio) / sr
     if not MIN_S <= seconds <= MAX_S:
         raise InvalidInput(
