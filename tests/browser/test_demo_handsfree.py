@@ -68,3 +68,55 @@ def test_hands_free_answers_and_stops_when_talked_over(talk_server, fake_llm, co
     finally:
         fake_llm.delay_s = 0.0
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def keyed_talk_server(tmp_path_factory, fake_llm, tiny_whisper):
+    from services.launcher import Server
+    from tests.browser.conftest import MISSING, ROOT
+
+    if MISSING is not None:
+        pytest.skip(f"browser tier skipped: {MISSING}")
+    if not tiny_whisper:
+        pytest.skip("speech recognition needs faster-whisper and transformers")
+    tmp = tmp_path_factory.mktemp("browser-talk-keyed")
+    env = {"AVATAR_DATA_DIR": str(tmp / "data"), "AVATAR_SIZE": "128", "AVATAR_PROFILE": "cpu", "AVATAR_API_KEYS": KEY,
+           "AVATAR__LLM__BASE_URL": fake_llm.base_url, "AVATAR__LLM__MODEL": "fake"}  # fmt: skip
+    with Server(".", env, tmp / "serve.log", cwd=ROOT) as running:
+        yield running
+
+
+KEY = "hands-free-key-42"
+
+
+def test_hands_free_works_on_a_keyed_server(keyed_talk_server, fake_llm, conversation_wav, tmp_path, downloads):
+    """A browser's WebSocket cannot send headers: the page offers its key as a subprotocol (before, every keyed
+    deployment answered the hands-free socket with 403)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    fake_llm.mode, fake_llm.reply = "stream", REPLY
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={conversation_wav}")  # fmt: skip
+    driver = chromium(tmp_path, downloads, flags)
+    try:
+        open_page(driver, keyed_talk_server)
+        assert "API key" in driver.find_element(By.ID, "error").text  # the page asked for it
+        driver.find_element(By.ID, "apikey").send_keys(KEY)
+        driver.find_element(By.ID, "text").click()  # leaving the field stores the key and reloads the lists
+        handsfree = driver.find_element(By.ID, "handsfree")
+        WebDriverWait(driver, 20).until(lambda d: handsfree.is_enabled())  # the personas, read with the key
+        handsfree.click()
+        deadline = time.time() + 90
+
+        def answered() -> list[dict]:
+            return [e for e in events(driver) or [] if e.get("turn") == 1 and e["type"] in ("done", "interrupted")]
+
+        while time.time() < deadline and not answered():
+            time.sleep(0.3)
+        driver.save_screenshot(str(tmp_path / "demo-handsfree-keyed.png"))
+        kinds = [e["type"] for e in events(driver) or []]
+        assert kinds and kinds[0] == "listening" and answered(), kinds
+        assert severe(driver, allow=("401",)) == []
+    finally:
+        driver.quit()
