@@ -23,6 +23,9 @@ CONF = ROOT / "configs" / "containers.conf"
 IMAGES = {"all": "realtime-avatar", "api": "realtime-avatar-api", "tts": "realtime-avatar-tts",
           "avatar": "realtime-avatar-avatar"}  # fmt: skip
 PORT = 3000  # BentoML's port inside every image
+# How the images are meant to run (configs/deploy/gke.yaml says the same to Kubernetes): the root filesystem
+# read-only, /tmp a tmpfs (podman's default with --read-only) and /data a volume; no capability; no setuid gain.
+HARDENED = ["--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges"]
 
 
 class ContainerError(RuntimeError):
@@ -80,6 +83,7 @@ class Container:
     network: str | None = None
     volumes: list[str] = field(default_factory=list)  # "NAME:/data" named volumes or host paths
     aliases: list[str] = field(default_factory=list)  # extra DNS names on `network`
+    hardened: bool = False  # read-only root (a tmpfs on /tmp), no capability, no privilege escalation
     started_at: float = 0.0
 
     @property
@@ -93,6 +97,7 @@ class Container:
         args += [a for alias in self.aliases for a in ("--network-alias", alias)]
         args += [a for v in self.volumes for a in ("-v", v)]
         args += [a for k, v in self.env.items() for a in ("-e", f"{k}={v}")]
+        args += HARDENED if self.hardened else []
         return [*args, self.image]
 
     def start(self) -> Container:

@@ -1,5 +1,6 @@
-"""The all-in-one image (localhost/realtime-avatar:cpu) as a user runs it: `podman run -p ... -v NAME:/data`, then
-a stream, a whole MP4 decoded and measured, the page in Chromium, and an uploaded avatar kept over a restart."""
+"""The all-in-one image (localhost/realtime-avatar:cpu) as a careful user runs it: `podman run --read-only
+--cap-drop=ALL --security-opt no-new-privileges -p ... -v NAME:/data`, then a stream, a whole MP4 decoded and
+measured, the page in Chromium, and an uploaded avatar kept over a restart."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def server(images, names):
     from containers import Container
 
     volume = names("data", "volume")
-    c = Container(images["all"], names("all"), port=free_port(), volumes=[f"{volume}:/data"]).start()
+    c = Container(images["all"], names("all"), port=free_port(), volumes=[f"{volume}:/data"], hardened=True).start()
     c.wait("/readyz", timeout=300)
     return c
 
@@ -53,6 +54,24 @@ def test_generate_then_download_an_mp4_that_decodes_and_is_lip_synced(server, tm
     assert result["face_found_ratio"] > 0.95 and result["container_ok"], result  # H.264 + AAC, A/V lengths agree
     assert abs(probe(path)["audio_duration_s"] - meta["audio_duration_s"]) < 0.1
     assert result["lip_sync_corr"] > 0.3 and abs(result["av_offset_ms"]) <= 80, result
+
+
+def test_it_runs_hardened(server):
+    """Not root, no capability, no privilege to gain, and nothing but /data and /tmp to write to."""
+    from containers import podman
+
+    probe = (
+        "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/1/status; "
+        "touch /home/bentoml/bento/x 2>/dev/null && echo root-writable; "
+        "touch /data/x /tmp/x && echo data-and-tmp-writable"
+    )
+    out = podman("exec", server.name, "sh", "-c", probe)
+    lines = out.split()
+    assert lines[0] != "0", out
+    assert "CapEff:" in lines and lines[lines.index("CapEff:") + 1] == "0000000000000000", out
+    assert "NoNewPrivs:" in lines and lines[lines.index("NoNewPrivs:") + 1] == "1", out
+    assert "root-writable" not in out and "data-and-tmp-writable" in out, out
+    assert podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", server.name).strip() == "true"
 
 
 def test_health_names_the_device_and_the_data_volume_is_writable(server):

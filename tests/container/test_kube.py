@@ -82,3 +82,20 @@ def test_the_pods_become_ready_and_the_api_pod_answers(played):
     assert r.status_code == 200, r.text
     video = httpx.get(played + r.json()["video_url"], timeout=30)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+
+
+def test_the_pods_run_as_the_manifest_hardens_them(played):
+    """podman applies the manifest's securityContext as the kubelet would: a read-only root, the image's user, no
+    capability and no privilege escalation, in each of the three pods."""
+    from containers import podman
+
+    rows = [line.split() for line in podman("ps", "--format", "{{.Names}} {{.PodName}}").splitlines()]
+    workers = [name for name, *pod in rows if pod and pod[0].startswith("realtime-avatar-") and "infra" not in name]
+    assert len(workers) == 3, rows
+    for name in workers:
+        fmt = "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}"
+        readonly, user = podman("inspect", "--format", fmt, name).split()[:2]
+        status = podman("exec", name, "sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/1/status").split()
+        assert readonly == "true" and user.split(":")[0] in ("1034", "bentoml"), (name, readonly, user)
+        assert status[0] == "1034" and status[status.index("CapEff:") + 1] == "0000000000000000", (name, status)
+        assert status[status.index("NoNewPrivs:") + 1] == "1", (name, status)

@@ -76,6 +76,7 @@ def test_gke_manifests_agree(tmp_path):
         assert services[name]["spec"]["selector"] == labels and services[name]["spec"]["ports"][0]["targetPort"] == 3000
         hpa = kinds[("HorizontalPodAutoscaler", name)]
         assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        _assert_hardened(dep["spec"]["template"]["spec"])
     entries = _containers(deployments["realtime-avatar-api"])[0]["env"]
     env = {e["name"]: e["value"] for e in entries if "value" in e}
     secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in entries if "valueFrom" in e}
@@ -83,6 +84,24 @@ def test_gke_manifests_agree(tmp_path):
     assert env["AVATAR_TTS_URL"] == "http://realtime-avatar-tts:3000"
     assert env["AVATAR_RENDER_URL"] == "http://realtime-avatar-render:3000"
     assert load_settings(env=env).serving.batching is True  # a CPU node calling GPU services still batches
+
+
+def _assert_hardened(pod: dict) -> None:
+    """Non-root as the image's user, a read-only root with /data and /tmp as volumes, no capability, no escalation."""
+    user = re.search(r"BENTO_USER_UID=(\d+)", (ROOT / "bentos" / "Containerfile").read_text()).group(1)
+    ctx = pod["securityContext"]
+    assert (
+        ctx["runAsNonRoot"] is True
+        and str(ctx["runAsUser"]) == user
+        and ctx["seccompProfile"]["type"] == "RuntimeDefault"
+    )
+    (c,) = pod["containers"]
+    sec = c["securityContext"]
+    assert sec["readOnlyRootFilesystem"] is True and sec["allowPrivilegeEscalation"] is False
+    assert sec["capabilities"]["drop"] == ["ALL"] and "add" not in sec["capabilities"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert {"/data", "/tmp"} <= set(mounts) and all("emptyDir" in volumes[mounts[p]] for p in ("/data", "/tmp"))
 
 
 def test_deploy_scripts_need_a_project(tmp_path):
