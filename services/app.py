@@ -20,7 +20,17 @@ from services.common import rewrite_response
 from services.schemas import ID_PATTERN, LANGUAGE_PATTERN, TEXT_PATTERN, VIDEO_NAME_PATTERN, error_responses
 
 SERVING = load_settings().serving
-app = FastAPI(title="realtime-avatar API")
+DESCRIPTION = """Text or any voice in, a talking-avatar video out: whole MP4s, fragmented MP4 streams, and two
+WebSockets (`/api/v1/live`, hands-free conversation; `/api/v1/animate/live`, a client's PCM drives the face), whose
+messages the README describes.
+
+**Keys** (when the server has any): `Authorization: Bearer KEY` or `api-key: KEY` on every data route. A browser's
+WebSocket cannot set headers, so the sockets also take the key as subprotocols: offer `avatar` and
+`key.<the key in base64url, unpadded>`; the server accepts with `avatar`.
+
+**Origins**: a WebSocket upgrade from a web page whose `Origin` is neither the server's own, nor on localhost, nor
+in `serving.allowed_origins` is refused with 403 (`forbidden_origin`) before the handshake."""
+app = FastAPI(title="realtime-avatar API", description=DESCRIPTION)
 
 NO_STORE = {"cache-control": "no-store"}
 SPEAK_ERRORS = error_responses(400, 404, 502, 503)  # text in, media out: bad input, unknown avatar/voice, backends
