@@ -36,10 +36,12 @@ from services.backends import BREAKERS, PROBE_S, call, check, dispatch, probe
 from services.breaker import Breaker
 from services.conversation import Conversations
 from services.schemas import AlignRequest, ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult, pack_audio
+from services.traffic import install as install_timeout
 from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
 SERVING = load_settings().serving
+install_timeout()  # BentoML's timeout and metrics, without memory kept per request or path (services/traffic.py)
 for group in (routes_video, routes_animate, routes_animate_live, routes_health, routes_speech, routes_transcription,
               routes_library, routes_conversation, routes_live):  # fmt: skip
     app.include_router(group.router)

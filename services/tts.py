@@ -11,9 +11,11 @@ import bentoml
 from models.settings import load_settings
 from services.common import capture, workers
 from services.schemas import AlignRequest, SynthesisRequest, SynthesisResult, pack_audio, unpack_audio
+from services.traffic import install as install_timeout
 
 SETTINGS = load_settings()
 SERVING = SETTINGS.serving
+install_timeout()  # BentoML's timeout and metrics, without memory kept per request or path (services/traffic.py)
 
 
 def _error(failure) -> dict:
