@@ -34,7 +34,7 @@ from models.tts.base import Phoneme
 from services.audio_in import align
 from services.auth import accepted_subprotocol
 from services.backends import Service
-from services.routes_live import HELLO_S, Close
+from services.routes_live import HELLO_S, Close, clipped
 from services.schemas import ID_PATTERN, LANGUAGE_PATTERN, ChunkRequest
 from services.streaming import gated
 
@@ -74,7 +74,7 @@ async def animate_live(ws: WebSocket, svc: Service) -> None:
     except WebSocketDisconnect:
         pass
     except AvatarError as exc:  # the avatar or a service refused (an unknown avatar: 404)
-        await ws.close(1008 if exc.status < 500 else 1011, exc.message[:120])
+        await ws.close(1008 if exc.status < 500 else 1011, clipped(exc.message))
     finally:
         if runner is not None and not runner.done():
             runner.cancel()
@@ -113,7 +113,7 @@ async def _hello(ws: WebSocket) -> LipsyncHello:
         hello = LipsyncHello.model_validate(json.loads(await asyncio.wait_for(ws.receive_text(), HELLO_S)))
     except TimeoutError as exc:
         raise Close(4408, f"no hello within {HELLO_S:.0f} s: send a JSON object first") from exc
-    except (KeyError, json.JSONDecodeError) as exc:
+    except (KeyError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise Close(1007, "the first message must be a JSON object (sample_rate, language, avatar...)") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -160,6 +160,6 @@ def _message(session: LipsyncSession, message: dict, max_frame: int) -> None:
 
 
 def _kind(text: str) -> str | None:
-    with contextlib.suppress(json.JSONDecodeError, AttributeError):
+    with contextlib.suppress(json.JSONDecodeError, AttributeError, RecursionError):
         return json.loads(text).get("type")
     return None

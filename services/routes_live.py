@@ -4,8 +4,8 @@ models/live's session (turn-taking and barge-in). Each turn reuses the existing 
 (services/streaming.py), whose fMP4 fragments go out as binary messages.
 
 Close codes: 1007 a bad hello (not JSON, unknown fields, a sample rate other than 16000) or PCM of an odd length;
-1009 a frame over 2 s of audio; 1003 a text message that is not one we know; 1011 no LLM configured; 4408 nothing
-received for IDLE_S. Each comes with a reason that names the problem.
+1009 a frame over 2 s of audio; 1003 a text message that is not one we know; 1011 no LLM configured or a service
+failed; 4408 nothing received for IDLE_S. Each comes with a reason that names the problem.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -38,7 +39,12 @@ MAX_FRAME = 2 * RATE * 2  # bytes: 2 s of 16-bit PCM
 class Close(Exception):
     def __init__(self, code: int, reason: str):
         super().__init__(reason)
-        self.code, self.reason = code, reason[:120]
+        self.code, self.reason = code, clipped(reason)
+
+
+def clipped(reason: str) -> str:
+    """A close reason that fits its control frame: at most 123 bytes of UTF-8 (it may echo a client's text)."""
+    return reason.encode()[:123].decode(errors="ignore")
 
 
 @router.websocket("/api/v1/live")
@@ -55,6 +61,8 @@ async def live(ws: WebSocket, svc: Service) -> None:
         await ws.close(close.code, close.reason)
     except WebSocketDisconnect:
         pass
+    except AvatarError as exc:  # a service failed under the session (the VAD's): the client hears why
+        await ws.close(1011 if exc.status >= 500 else 1008, clipped(exc.message))
     finally:
         if session is not None:
             await session.close()  # a dropped socket cancels its turn
@@ -66,7 +74,7 @@ async def _hello(ws: WebSocket) -> LiveHello:
         hello = LiveHello.model_validate(json.loads(text))
     except TimeoutError as exc:
         raise Close(4408, f"no hello within {HELLO_S:.0f} s: send a JSON object first") from exc
-    except (KeyError, json.JSONDecodeError) as exc:
+    except (KeyError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise Close(
             1007, "the first message must be a JSON object (persona, session, language, sample_rate...)"
         ) from exc
@@ -127,9 +135,9 @@ async def _listen(ws: WebSocket, session: LiveSession) -> None:
 def _control(session: LiveSession, text: str) -> None:
     try:
         msg = json.loads(text)
-        if msg.get("type") == "playback":
-            return session.playback(float(msg["position_s"]))
-    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        if msg.get("type") == "playback" and math.isfinite(position := float(msg["position_s"])):
+            return session.playback(position)  # a NaN playhead would cut the sentence heard at a barge-in
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError, RecursionError):
         pass
     raise Close(1003, 'text messages are JSON {"type": "playback", "position_s": N}; audio goes in binary frames')
 
