@@ -9,7 +9,8 @@
 | none  | other; en live (a piece)  | PocketSphinx phone recognition (English phones)             | recognized  |
 | none  | without PocketSphinx      | formants and bursts (models/align/spectral.py)              | spectral    |
 
-The renderer takes the result as it takes a TTS engine's timings: a list of IPA `Phoneme`s.
+The renderer takes the result as it takes a TTS engine's timings: a list of IPA `Phoneme`s. A clip longer than
+30 s is aligned in pieces (models/align/long.py), so memory stays bounded whatever its length.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.align.dtw import VOICES, DtwAligner, pronounce, render
+from models.align import long
+from models.align.dtw import VOICES, DtwAligner, pronounce, render, voice_for
 from models.align.phones import arpabet_phonemes, closing, delay, quiet_edges, respell
 from models.align.spectral import estimate as spectral_estimate
 from models.errors import EngineUnavailable, InvalidInput, UnsupportedLanguage
@@ -74,11 +76,44 @@ class AudioAligner:
         t0 = time.perf_counter()
         text = text.strip() if text and text.strip() else None
         lang = self.check(text, language)
-        if text is not None:
+        if len(audio) > long.LONG_S * sample_rate:
+            found = self._in_pieces(audio, sample_rate, text, lang, live)
+        elif text is not None:
             found = self._with_text(audio, sample_rate, text, lang)
         else:
             found = self._without_text(audio, sample_rate, lang, live)
         return Alignment(*found, ms=(time.perf_counter() - t0) * 1000)
+
+    def _in_pieces(self, audio, sample_rate, text, lang, live) -> tuple:
+        """A long clip: cut (at its pauses, or where its sentences end), each piece aligned alone, the phonemes
+        put back on the clip's timeline. The source and method are the first piece's."""
+        if text is None:
+            from models.animate import cut_points
+
+            cuts = cut_points(audio, sample_rate, max_s=long.PIECE_S)
+            spans = [(a, b, None) for a, b in zip([0, *cuts], [*cuts, len(audio)], strict=True)]
+        else:
+            from models.text import split_sentences
+            from models.tts.base import SynthesisOptions
+            from models.tts.espeak import speak_sentence
+
+            units = long.units(split_sentences(text) or [text])
+            spoken = [speak_sentence(u, voice_for(lang), SynthesisOptions()) for u in units]
+            ends = list(np.cumsum([c.duration for c in spoken]))[:-1]
+            synth = np.concatenate([c.audio for c in spoken])
+            cuts = long.sentence_cuts(audio, sample_rate, synth, spoken[0].sample_rate, ends)
+            spans = long.pieces(cuts, units, len(audio), sample_rate)
+        phonemes, first, heard = [], None, []
+        for a, b, piece_text in spans:
+            piece = audio[a:b]
+            if piece_text is not None:
+                found = self._with_text(piece, sample_rate, piece_text, lang)
+            else:
+                found = self._without_text(piece, sample_rate, lang, live)
+            first = first or found
+            heard += [found[3]] if found[3] else []
+            phonemes += [Phoneme(p.symbol, p.start + a / sample_rate, p.duration) for p in found[0]]
+        return phonemes, first[1], first[2], text if text is not None else (" ".join(heard) or None)
 
     def warm(self) -> None:
         """Load the English decoders now (a service does this at start, not on its first request)."""
