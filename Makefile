@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format serve bench bench-audio-in bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-live bench-images bento image images demo clean
+.PHONY: setup test test-fast lint format serve bench bench-audio-in bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-live bench-images bench-memory bento image images demo clean
 PORT ?= 3000
 
 setup:
@@ -50,6 +50,9 @@ bench: setup
 	$(PY) scripts/bench_lipsync.py --readme README.md
 	$(PY) scripts/bench_live.py --readme README.md
 	$(PY) scripts/bench_audio_in.py --readme README.md
+
+bench-memory: setup
+	$(PY) scripts/bench_memory.py --readme README.md
 
 bench-audio-in: setup
 	$(PY) scripts/bench_audio_in.py --readme README.md

@@ -124,6 +124,8 @@ class AudioInSettings(_Section):
     """Audio in: a client's speech drives the face (/api/v1/animate, its stream and live socket; avatar animate)."""
 
     max_audio_s: float = 300  # longest clip accepted (read from the file's header before decoding)
+    max_concurrent: int = 4  # audio uploads decoded at once per API worker (animate, transcriptions);
+    #                                       more get 429: each holds up to max_audio_s of samples (~110 MB)
     live_lookahead_s: float = 0.32  # live socket: audio held before a piece is animated (the mouth's look-ahead)
     live_lead_s: float = 0.4  # live socket: at most this much video sent ahead of real time (what an interrupt
     #                           cannot take back from a player that does not drop its buffer)

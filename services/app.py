@@ -98,23 +98,33 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 class ConcurrencyLimit:
     """429 with Retry-After and a JSON body once `limit` requests are in flight (BentoML's own limiter answers
-    without Retry-After and outside our error shape). Health, metrics and docs routes are never limited."""
+    without Retry-After and outside our error shape), or once `audio_limit` requests that decode a long audio
+    upload are (each holds up to minutes of samples while it runs: README, Memory). Health, metrics and docs
+    routes are never limited."""
 
     SKIP = ("/health", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/", "/demo")
+    AUDIO = ("/api/v1/animate", "/v1/audio/transcriptions")  # the routes that decode long audio uploads
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, audio_limit: int | None = None):
+        self.app, self.limit, self.audio_limit = app, limit, audio_limit or limit
         self.semaphore = asyncio.Semaphore(limit)
+        self.audio = asyncio.Semaphore(self.audio_limit)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in self.SKIP:
             return await self.app(scope, receive, send)
-        if self.semaphore.locked():
-            body = {"error": "overloaded", "message": "too many requests in flight; retry shortly",
-                    "allowed": f"at most {self.limit} concurrent requests per worker"}  # fmt: skip
+        audio = scope["path"].startswith(self.AUDIO) and scope.get("method") == "POST"
+        if self.semaphore.locked() or (audio and self.audio.locked()):
+            allowed = f"at most {self.limit} concurrent requests per worker"
+            if audio and not self.semaphore.locked():
+                allowed = f"at most {self.audio_limit} concurrent audio uploads (audio_in.max_concurrent)"
+            body = {"error": "overloaded", "message": "too many requests in flight; retry shortly", "allowed": allowed}
             return await JSONResponse(body, status_code=429, headers={"Retry-After": "2"})(scope, receive, send)
         async with self.semaphore:
-            await self.app(scope, receive, send)
+            if not audio:
+                return await self.app(scope, receive, send)
+            async with self.audio:
+                await self.app(scope, receive, send)
 
 
 class Contract:
@@ -176,5 +186,6 @@ def add_middleware(service) -> None:
     service.add_asgi_middleware(OpenAIErrors)  # outermost: every error under /v1/ in OpenAI's shape
     service.add_asgi_middleware(OriginCheck, allowed=SERVING.allowed_origins)  # a foreign page's socket: 403
     service.add_asgi_middleware(ApiKeys, keys=SERVING.api_keys)  # first: a request without a key takes no slot
-    service.add_asgi_middleware(ConcurrencyLimit, limit=SERVING.max_concurrency)
+    audio_limit = load_settings().audio_in.max_concurrent
+    service.add_asgi_middleware(ConcurrencyLimit, limit=SERVING.max_concurrency, audio_limit=audio_limit)
     service.add_asgi_middleware(Contract)
