@@ -89,9 +89,10 @@ def test_the_pods_run_as_the_manifest_hardens_them(played):
     capability and no privilege escalation, in each of the three pods."""
     from containers import podman
 
-    rows = [line.split() for line in podman("ps", "--format", "{{.Names}} {{.PodName}}").splitlines()]
-    workers = [name for name, *pod in rows if pod and pod[0].startswith("realtime-avatar-") and "infra" not in name]
-    assert len(workers) == 3, rows
+    pods = [p for p in podman("pod", "ps", "--format", "{{.Name}}").split() if p.startswith("realtime-avatar-")]
+    workers = [n for pod in pods for n in podman("ps", "--filter", f"pod={pod}", "--format", "{{.Names}}").split()
+               if "infra" not in n]  # fmt: skip
+    assert len(workers) == 3, (pods, workers)
     for name in workers:
         fmt = "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}"
         readonly, user = podman("inspect", "--format", fmt, name).split()[:2]
