@@ -19,7 +19,10 @@ from models.errors import AvatarError
 
 
 def _parser() -> argparse.ArgumentParser:
+    from models.version import VERSION
+
     p = argparse.ArgumentParser(prog="avatar", description="Text to talking-avatar video, offline.")
+    p.add_argument("--version", action="version", version=f"avatar {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="speak TEXT with an animated portrait into an MP4")
     g.add_argument("text", help="what to say (use - to read standard input)")

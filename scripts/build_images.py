@@ -46,6 +46,11 @@ class BuildError(Exception):
     """A one-line reason to stop, printed as `build_images: REASON` with exit status 2."""
 
 
+def project_version() -> str:
+    """What models/version.py states (read, not imported: this script runs without the project installed)."""
+    return re.search(r'^VERSION = "(.+)"$', (ROOT / "models" / "version.py").read_text(), re.M).group(1)
+
+
 def check_tools(base: str | None) -> None:
     if missing := missing_tools("podman"):
         raise BuildError(f"{missing[0]} is not installed (Debian/Ubuntu: apt-get install podman buildah runc; "
@@ -177,6 +182,7 @@ def build_image(unit: str, flavor: str, base: str, online: bool) -> str:
     ctx = unpack_bento(unit, flavor)
     name = image_name(unit, flavor)
     args = ["build", "-f", str(ctx / "src" / "bentos" / "Containerfile"), "--build-arg", f"BASE_IMAGE={base}"]
+    args += ["--build-arg", f"VERSION={project_version()}"]
     if base == BASE:
         args += ["--build-arg", f"BUILD_IMAGE={BUILD_BASE}"]
     if online:

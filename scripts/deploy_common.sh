@@ -41,6 +41,11 @@ render() {
   echo "rendered $out"
 }
 
+# The version models/version.py states (the images' org.opencontainers.image.version label).
+project_version() {
+  sed -n 's/^VERSION = "\(.*\)"$/\1/p' models/version.py
+}
+
 # image_steps UNIT FLAVOR IMAGE: build the bento, unpack it (the build context), build it with its own
 # Containerfile (bentos/Containerfile, the file `make image` builds and the container tests run) and push, with
 # Cloud Build. The base stays the public python:3.11-slim (the Containerfile's default BASE_IMAGE).
@@ -61,7 +66,7 @@ PY
   cat > "$OUT/cloudbuild-$unit.yaml" <<YAML
 steps:
   - name: gcr.io/cloud-builders/docker
-    args: ["build", "-f", "src/bentos/Containerfile", "-t", "$image", "."]
+    args: ["build", "-f", "src/bentos/Containerfile", "--build-arg", "VERSION=$(project_version)", "-t", "$image", "."]
 images: ["$image"]
 timeout: 3600s
 YAML

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from models.settings import load_settings
+from models.version import VERSION
 from services.backends import Service
 
 SERVING = load_settings().serving
@@ -37,7 +38,8 @@ async def health(svc: Service) -> JSONResponse:
     down = {name: info for name, info in infos.items() if isinstance(info, str)}
     deps = {name: "down: " + info if name in down else "ready" for name, info in infos.items()}
     if down:
-        body = {"status": "initializing", "mode": _mode(), "models_loaded": False, "dependencies": deps}
+        body = {"status": "initializing", "mode": _mode(), "models_loaded": False, "dependencies": deps,
+                "version": VERSION}  # fmt: skip
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
     tts, avatar = infos["tts"], infos["avatar"]
     body = {"status": "healthy", "mode": _mode(), "device": avatar["device"], "models_loaded": True}
@@ -46,7 +48,7 @@ async def health(svc: Service) -> JSONResponse:
         "models": {"tts": tts, "avatar": avatar},
         "dependencies": deps,
     }
-    return JSONResponse(body | {"uptime_s": round(time.time() - svc.started, 1)})
+    return JSONResponse(body | {"version": VERSION, "uptime_s": round(time.time() - svc.started, 1)})
 
 
 def _web_file(name: str) -> Response:

@@ -32,6 +32,9 @@ def test_health(client):
     body = r.json()
     assert body["status"] == "healthy" and body["models_loaded"] is True
     assert body["device"] in ("cpu", "cuda", "mps") and body["engines"] == {"tts": "auto", "avatar": "portrait"}
+    from models.version import VERSION
+
+    assert body["version"] == VERSION
 
 
 def test_generate_then_download_with_ranges(client):
