@@ -1,7 +1,7 @@
 """Audio in, measured in one run: how close the audio path's mouth is to the text path's, what it costs against
 Piper on the same text, and the live socket in real time.
 
-    python scripts/bench_audio_in.py [--readme README.md] [--rounds 3] [--skip-serve]
+    python scripts/bench_audio_in.py [--readme docs] [--rounds 3] [--skip-serve]
 
 1. Plans (models/evaluation/alignment.py): the held-out sentences of configs/align_sentences.yaml, spoken by the
    text path's engine, aligned from their audio (and text), compared frame by frame with the engine's own plan.

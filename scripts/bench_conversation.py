@@ -1,7 +1,7 @@
 """Conversation benchmark: spoken questions (configs/conversations.yaml) against a real `bentoml serve`, the time
 from the end of the user's speech to the answer's first video fragment, by stage.
 
-    python scripts/bench_conversation.py [--readme README.md]
+    python scripts/bench_conversation.py [--readme docs]
 
 Speech recognition uses the Whisper in the BentoML model store when one was imported, else a tiny random
 Whisper built here (its time is then not a real model's). The LLM is `llm.base_url` when configured (a real

@@ -1,6 +1,6 @@
 """RTF of each TTS engine on this machine, in one run (compare ratios; the machine is noisy).
 
-    python scripts/bench_engines.py [--xtts-tokens 120] [--readme README.md]
+    python scripts/bench_engines.py [--xtts-tokens 120] [--readme docs]
 
 piper and espeak run as shipped. XTTS runs at its real size (XTTS-v2 architecture: 30 GPT layers, 1024 channels)
 with random weights: the speed is that of the real model, the sound is noise. Random weights rarely emit the stop

@@ -1,6 +1,6 @@
 """Image benchmark: sizes and cold starts of the images `make images` builds, beside the host, in one run.
 
-    python scripts/bench_images.py [--runs 3] [--readme README.md]
+    python scripts/bench_images.py [--runs 3] [--readme docs]
 
 - size of every image: unpacked (on a node's disk) and compressed (its gzip layers: what a registry stores and a
   node pulls);

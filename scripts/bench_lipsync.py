@@ -1,6 +1,6 @@
 """Lip sync per language: the evaluator over configs/scenarios.yaml, in process, summarised per language.
 
-    python scripts/bench_lipsync.py [--readme README.md] [--out bench-out/lipsync]
+    python scripts/bench_lipsync.py [--readme docs] [--out bench-out/lipsync]
 
 Runs `avatar eval`'s in-process path (every scenario made as an MP4 and as a stream, then measured with Face Mesh
 on the decoded video) and writes the per-language table: median correlation of the mouth with the audio's

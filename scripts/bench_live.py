@@ -1,6 +1,6 @@
 """Hands-free benchmark: `/api/v1/live` against a real `bentoml serve`, beside push-to-talk, in one run.
 
-    python scripts/bench_live.py [--readme README.md] [--repeats 3]
+    python scripts/bench_live.py [--readme docs] [--repeats 3]
 
 A client sends a spoken question as a microphone would (16 kHz PCM in 30 ms frames, in real time), then
 silence, and times from the end of its speech: the end of the turn (`speech_ended`: the endpoint silence plus

@@ -1,8 +1,8 @@
 """Memory under the largest legal requests: each kind sent twice at once to a fresh `bentoml serve .` (the cpu
 profile), and each worker's peak resident memory (VmHWM) read after it. The manifests' memory limits are set from
-the worst peak (configs/deploy/*.yaml; the README says how).
+the worst peak (configs/deploy/*.yaml; docs/deployment.md says how).
 
-    python scripts/bench_memory.py [--readme README.md] [--text-chars 600]
+    python scripts/bench_memory.py [--readme docs] [--text-chars 600]
 
 The video requests are at the largest size and frame rate (1024 px, 60 fps). Their text is shorter than the
 longest legal text (2000 characters, ~2.5 min of video, many minutes on two cores): the renderer and the encoder

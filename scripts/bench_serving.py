@@ -1,6 +1,6 @@
 """Serving benchmark: real `bentoml serve`, concurrent clients, adaptive batching on vs off, in one run.
 
-    python scripts/bench_serving.py [--levels 1 4 16] [--requests 2] [--readme README.md]
+    python scripts/bench_serving.py [--levels 1 4 16] [--requests 2] [--readme docs]
 
 For each mode and concurrency level it sends `requests x concurrency` generate calls (a ~2 s utterance each,
 512x512, 25 fps) and reports throughput (seconds of video produced per wall second) and p50/p95 latency.

@@ -1,6 +1,6 @@
 """Speech alone: our `/v1/audio/speech` (WAV) against Piper's own HTTP server, same voice, in one run.
 
-    python scripts/bench_speech.py [--requests 20] [--readme README.md]
+    python scripts/bench_speech.py [--requests 20] [--readme docs]
 
 Starts a real `bentoml serve` of the pipeline and `python -m piper.http_server` on the bundled joe voice, then
 sends the same texts to both, interleaved (ours, Piper's, ours, ...), one request at a time, and compares the

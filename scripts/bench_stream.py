@@ -1,6 +1,6 @@
 """Streaming benchmark: time to first fragment (TTFF) and how many concurrent streams stay real time, in one run.
 
-    python scripts/bench_stream.py [--repeats 5] [--levels 1 2 3 4] [--rounds 3] [--readme README.md]
+    python scripts/bench_stream.py [--repeats 5] [--levels 1 2 3 4] [--rounds 3] [--readme docs]
 
 TTFF is measured by a client that parses the boxes (the first complete fragment whose video starts with a
 keyframe), for a short and a long first sentence, in process (`Pipeline.stream`) and over HTTP against a real

@@ -1,6 +1,6 @@
 """Benchmark of the embedded pipeline and its raw parts, measured in one run (compare ratios, not absolutes).
 
-    python scripts/benchmark.py [--out bench-out] [--readme README.md] [--repeats 3]
+    python scripts/benchmark.py [--out bench-out] [--readme docs] [--repeats 3]
 
 Measures, for a ~2.5 s and a ~20 s utterance at 512x512, 25 fps: the whole pipeline (RTF and stage times),
 then Piper alone, rendering alone and x264 alone on the same frames; the cv2 vs torch warp backends; and

@@ -54,7 +54,7 @@ def project_version() -> str:
 def check_tools(base: str | None) -> None:
     if missing := missing_tools("podman"):
         raise BuildError(f"{missing[0]} is not installed (Debian/Ubuntu: apt-get install podman buildah runc; "
-                         "with Docker instead, see the README's Containers section)")  # fmt: skip
+                         "with Docker instead, see the docs' Deployment page)")  # fmt: skip
     if base is None and os.geteuid() != 0:
         raise BuildError("making the Debian base image needs root (debootstrap); or give an image with Python 3.11: "
                          "BASE_IMAGE=python:3.11-slim")  # fmt: skip

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import AvatarError
 from models.settings import load_settings
+from models.version import VERSION
 from services.auth import with_security
 from services.common import rewrite_response
 from services.schemas import ID_PATTERN, LANGUAGE_PATTERN, TEXT_PATTERN, VIDEO_NAME_PATTERN, error_responses
@@ -30,7 +31,7 @@ WebSocket cannot set headers, so the sockets also take the key as subprotocols: 
 
 **Origins**: a WebSocket upgrade from a web page whose `Origin` is neither the server's own, nor on localhost, nor
 in `serving.allowed_origins` is refused with 403 (`forbidden_origin`) before the handshake."""
-app = FastAPI(title="realtime-avatar API", description=DESCRIPTION)
+app = FastAPI(title="realtime-avatar API", description=DESCRIPTION, version=VERSION)
 
 NO_STORE = {"cache-control": "no-store"}
 SPEAK_ERRORS = error_responses(400, 404, 502, 503)  # text in, media out: bad input, unknown avatar/voice, backends

@@ -1,6 +1,6 @@
 """The Pipecat face measured, in one run against a real server started here:
 
-    .venv/bin/python bench.py [--readme ../../README.md] [--rounds 3]      (from integrations/pipecat)
+    .venv/bin/python bench.py [--readme ../../docs/audio-in.md] [--rounds 3]      (from integrations/pipecat)
 
 - latency: from the first TTS audio frame into RealtimeAvatarVideoService to the first frame of the face saying
   it out of the processor, against Piper's own time for the first sentence (measured in the same run, in the
