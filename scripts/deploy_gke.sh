@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deploy_common.sh
 NAMESPACE="realtime-avatar"
+METRICS_ADAPTER="https://raw.githubusercontent.com/GoogleCloudPlatform/k8s-stackdriver/master/custom-metrics-stackdriver-adapter/deploy/production/adapter_new_resource_model.yaml"
 parse_args deploy_gke --namespace NAMESPACE "$@"
 REGISTRY="$REGION-docker.pkg.dev/$PROJECT/$REPO"
 IMAGE_TTS="$REGISTRY/realtime-avatar-tts-cuda:$TAG"
@@ -16,4 +17,9 @@ image_steps tts cuda "$IMAGE_TTS"
 image_steps avatar cuda "$IMAGE_AVATAR"
 image_steps api cpu "$IMAGE_API"
 render configs/deploy/gke.yaml "$OUT/gke.yaml" NAMESPACE IMAGE_TTS IMAGE_AVATAR IMAGE_API
+# The TTS and render autoscalers read BentoML's requests-in-progress gauge from Managed Service for Prometheus
+# (managed collection: on by default in new clusters; else gcloud container clusters update CLUSTER
+# --enable-managed-prometheus) through the Custom Metrics Stackdriver Adapter, installed here (its service account
+# needs roles/monitoring.viewer with Workload Identity).
+run kubectl apply -f "$METRICS_ADAPTER"
 run kubectl apply -f "$OUT/gke.yaml"

@@ -32,11 +32,41 @@ def _valid(doc: dict) -> None:
 
 
 def test_every_gke_document_is_valid_kubernetes(tmp_path):
+    """Every built-in kind against Kubernetes' schema; Managed Prometheus's PodMonitoring (a CRD, no schema here)
+    by the fields it uses: it selects every Deployment's pods, on a port their containers name."""
     docs = _rendered("deploy_gke.sh", "gke.yaml", tmp_path)
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "Namespace", "Service"], kinds
+    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "Namespace", "PodDisruptionBudget", "PodMonitoring",
+                     "Service"], kinds  # fmt: skip
     for doc in docs:
-        _valid(doc)
+        if doc["kind"] != "PodMonitoring":
+            _valid(doc)
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitoring"]
+    assert monitor["apiVersion"] == "monitoring.googleapis.com/v1"
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    for dep in deployments:
+        pod = dep["spec"]["template"]
+        assert wanted.items() <= pod["metadata"]["labels"].items()
+        ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+    assert {e["path"] for e in monitor["spec"]["endpoints"]} == {"/metrics"}
+
+
+def test_each_deployment_has_a_disruption_budget_and_scales_on_load(tmp_path):
+    docs = _rendered("deploy_gke.sh", "gke.yaml", tmp_path)
+    budgets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodDisruptionBudget"}
+    for dep in (d for d in docs if d["kind"] == "Deployment"):
+        name, labels = dep["metadata"]["name"], dep["spec"]["template"]["metadata"]["labels"]
+        assert budgets[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpas = {d["metadata"]["name"]: d["spec"]["metrics"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert hpas["realtime-avatar-api"][0]["resource"]["name"] == "cpu"  # the API stays on CPU
+    for name in ("realtime-avatar-tts", "realtime-avatar-render"):
+        (metric,) = hpas[name]
+        assert metric["type"] == "Pods" and metric["pods"]["metric"]["name"] == HPA_METRIC, metric
+
+
+HPA_METRIC = "prometheus.googleapis.com|bentoml_service_request_in_progress|gauge"  # served: tests/integration
 
 
 def test_cloud_run_containers_are_a_valid_pod_spec(tmp_path):
