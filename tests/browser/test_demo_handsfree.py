@@ -120,3 +120,40 @@ def test_hands_free_works_on_a_keyed_server(keyed_talk_server, fake_llm, convers
         assert severe(driver, allow=("401",)) == []
     finally:
         driver.quit()
+
+
+def test_a_dropped_socket_reconnects_and_the_conversation_goes_on(talk_server, fake_llm, conversation_wav, tmp_path,  # noqa: F811
+                                                                  downloads):  # fmt: skip
+    """The page opens the socket again with its session id when it drops (a network, a proxy's timeout)."""
+    from selenium.webdriver.common.by import By
+
+    fake_llm.mode, fake_llm.reply = "stream", REPLY
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={conversation_wav}")  # fmt: skip
+    driver = chromium(tmp_path, downloads, flags)
+    try:
+        open_page(driver, talk_server)
+        driver.find_element(By.ID, "handsfree").click()
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(e["type"] == "listening" for e in events(driver) or []):
+            time.sleep(0.2)
+        session = next(e["session"] for e in events(driver) if e["type"] == "listening")
+        driver.execute_script("window.avatarDemo.liveSocket().close(4000, 'test: dropped')")
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            got = events(driver)
+            kinds = [e["type"] for e in got]
+            if "reconnecting" in kinds and any(e["type"] == "done" for e in got[kinds.index("reconnecting") :]):
+                break
+            time.sleep(0.3)
+        driver.save_screenshot(str(tmp_path / "demo-handsfree-reconnect.png"))
+        got = events(driver)
+        kinds = [e["type"] for e in got]
+        assert "reconnecting" in kinds, kinds
+        after = got[kinds.index("reconnecting") :]
+        assert after[1] == {**after[1], "type": "listening", "session": session}, after[:3]
+        assert any(e["type"] == "done" for e in after), kinds
+        assert driver.find_element(By.ID, "handsfree").is_selected()
+        assert severe(driver) == []
+    finally:
+        driver.quit()

@@ -96,6 +96,42 @@ def test_talking_over_the_answer_interrupts_it_and_history_keeps_what_was_heard(
     assert assistant[-1] == cut["spoken"] and len(assistant[-1]) < len(fake_llm.reply)
 
 
+async def one_turn(url: str, question: bytes, session: str | None) -> tuple[list[dict], object]:
+    """A socket that says `question` (faster than real time), waits for the answer's `done`, and is then cut
+    without a close frame (a dropped network, Cloud Run's timeout); its events."""
+    events = []
+    ws = await websockets.connect(url.replace("http", "ws") + "/api/v1/live", max_size=None)
+    await ws.send(json.dumps({"language": "en", "session": session}))
+    data = silence(0.3) + question + silence(1.2)
+    for i in range(0, len(data), 3200):
+        await ws.send(data[i : i + 3200])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(e["type"] in ("done", "error") for e in events):
+        message = await asyncio.wait_for(ws.recv(), 30)
+        if isinstance(message, str):
+            events.append(json.loads(message))
+    ws.transport.abort()  # no close frame
+    return events, ws
+
+
+def test_a_dropped_socket_resumes_its_conversation_with_the_session_id(server, fake_llm):
+    """What the page does when its socket drops: a new socket with the `session` of the `listening` event; the
+    conversation goes on with its history (the LLM's next request carries the first exchange)."""
+    fake_llm.mode, fake_llm.reply = "stream", "It is sunny today."
+    first, _ = asyncio.run(one_turn(server.url, speech("What is the weather like today?"), None))
+    session = first[0]["session"]
+    assert first[0]["type"] == "listening" and first[-1]["type"] == "done", first
+    heard = next(e["text"] for e in first if e["type"] == "transcript")
+    second, _ = asyncio.run(one_turn(server.url, speech("And tomorrow?"), session))
+    assert second[0] == {**second[0], "type": "listening", "session": session}
+    assert second[-1]["type"] == "done" and second[-1]["turn"] >= 1, second
+    history = fake_llm.requests[-1]["body"]["messages"]
+    said = [(m["role"], m["content"]) for m in history if m["role"] in ("user", "assistant")]
+    assert ("user", heard) in said and ("assistant", "It is sunny today.") in said, said
+    assert [role for role, _ in said][-3:] == ["user", "assistant", "user"]  # then the new question (the tiny random
+    # Whisper hears every question as the same words)
+
+
 async def closed(url: str, *messages) -> tuple[int, str]:
     async with websockets.connect(url.replace("http", "ws") + "/api/v1/live") as ws:
         for m in messages:

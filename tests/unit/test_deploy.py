@@ -48,6 +48,8 @@ def test_cloud_run_manifest(tmp_path):
     spec, serving = svc["spec"]["template"]["spec"], load_settings(env={}).serving
     assert spec["containerConcurrency"] == serving.max_concurrency
     assert spec["timeoutSeconds"] == 3600 >= serving.timeout_s  # Cloud Run's longest: it cuts WebSockets too
+    annotations = svc["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["run.googleapis.com/sessionAffinity"] == "true"  # a resumed conversation finds its instance
     assert spec["nodeSelector"]["run.googleapis.com/accelerator"] == "nvidia-l4"
     assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/minScale"] == "0"
     (c,) = spec["containers"]
@@ -78,6 +80,7 @@ def test_gke_manifests_agree(tmp_path):
         hpa = kinds[("HorizontalPodAutoscaler", name)]
         assert hpa["spec"]["scaleTargetRef"]["name"] == name
         _assert_hardened(dep["spec"]["template"]["spec"])
+    assert services["realtime-avatar-api"]["spec"]["sessionAffinity"] == "ClientIP"  # conversations live in a pod
     entries = _containers(deployments["realtime-avatar-api"])[0]["env"]
     env = {e["name"]: e["value"] for e in entries if "value" in e}
     secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in entries if "valueFrom" in e}
