@@ -137,7 +137,7 @@ def _render_chunks(renderer: PortraitRenderer, avatar: Avatar, controls: Control
                    times: StageTimes) -> Iterator[np.ndarray]:  # fmt: skip
     """One render thread fewer than the setting: speech synthesis and x264 run beside the rendering and keep a
     core busy (on two cores, two render threads beside them measured slower than one: RTF 0.123 against 0.114 in
-    the same run, README "Cheaper parts")."""
+    the same run, docs "Cheaper parts")."""
     for start in range(0, 0 if controls is None else len(controls), chunk):
         t = time.perf_counter()
         span = range(start, min(start + chunk, len(controls)))

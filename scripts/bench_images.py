@@ -9,7 +9,7 @@
   /api/v1/generate answer; the same for `bentoml serve .` on the host; each split image alone -> ready;
 - where a start's time goes: the same steps one after another in one process inside the image (imports, model
   loads, the first short video), beside `podman run` of a bare `python -c pass`.
-Nothing here is asserted: the numbers go into the README (section `images`).
+Nothing here is asserted: the numbers go into the docs (section `images`).
 """
 
 from __future__ import annotations

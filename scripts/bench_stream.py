@@ -178,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each concurrency level")
-    ap.add_argument("--readme", type=Path, help="rewrite the streaming section of this README")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        help="rewrite the streaming section in this page, or in the docs folder's page that holds it",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--no-browser", action="store_true", help="skip the headless Chromium measurement")
     args = ap.parse_args(argv)

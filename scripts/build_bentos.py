@@ -6,7 +6,7 @@ Each unit is its bentofile (the root one for "all", bentos/<unit>/bentofile.yaml
 things decided here: the index torch comes from (cpu: the CPU wheels; cuda: CUDA 12.6 wheels, which run on the
 535+ drivers of Cloud Run's L4 and of GKE, unlike PyPI's default CUDA 13 build that needs driver 580+), and the
 model-store entries packed in (xtts-v2 when it has been imported). Requirements are not locked here (this machine
-reaches only its package mirror); see the README for locking a release.
+reaches only its package mirror); see the docs for locking a release.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from services.schemas import ID_PATTERN, LANGUAGE_PATTERN, TEXT_PATTERN, VIDEO_N
 SERVING = load_settings().serving
 DESCRIPTION = """Text or any voice in, a talking-avatar video out: whole MP4s, fragmented MP4 streams, and two
 WebSockets (`/api/v1/live`, hands-free conversation; `/api/v1/animate/live`, a client's PCM drives the face), whose
-messages the README describes.
+messages the docs describes.
 
 **Keys** (when the server has any): `Authorization: Bearer KEY` or `api-key: KEY` on every data route. A browser's
 WebSocket cannot set headers, so the sockets also take the key as subprotocols: offer `avatar` and
@@ -100,7 +100,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 class ConcurrencyLimit:
     """429 with Retry-After and a JSON body once `limit` requests are in flight (BentoML's own limiter answers
     without Retry-After and outside our error shape), or once `audio_limit` requests that decode a long audio
-    upload are (each holds up to minutes of samples while it runs: README, Memory). Health, metrics and docs
+    upload are (each holds up to minutes of samples while it runs: docs, Memory). Health, metrics and docs
     routes are never limited."""
 
     SKIP = ("/health", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/", "/demo")

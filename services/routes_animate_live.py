@@ -58,7 +58,7 @@ class LipsyncHello(BaseModel):
 
 @router.websocket("/api/v1/animate/live")
 async def animate_live(ws: WebSocket, svc: Service) -> None:
-    """See the module docstring; the messages are in the README ("Audio in")."""
+    """See the module docstring; the messages are in the docs ("Audio in")."""
     await ws.accept(subprotocol=accepted_subprotocol(ws.scope.get("headers") or []))
     runner = None
     try:

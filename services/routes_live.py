@@ -49,7 +49,7 @@ def clipped(reason: str) -> str:
 
 @router.websocket("/api/v1/live")
 async def live(ws: WebSocket, svc: Service) -> None:
-    """See the module docstring; the messages are in the README ("Hands-free")."""
+    """See the module docstring; the messages are in the docs ("Hands-free")."""
     await ws.accept(subprotocol=accepted_subprotocol(ws.scope.get("headers") or []))
     session = None
     try:

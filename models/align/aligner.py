@@ -32,7 +32,7 @@ from models.tts.base import MOUTH_SOURCES, Phoneme
 
 SOURCES = MOUTH_SOURCES
 # PocketSphinx's boundaries sit this much earlier than Piper's marks, before a vowel and before a consonant
-# (medians over 10 development sentences, none of them in the evaluation set: README, Audio in)
+# (medians over 10 development sentences, none of them in the evaluation set: docs, Audio in)
 SPHINX_DELAY_S = (0.023, 0.036)
 _SCRIPTS = {
     "zh-cn": ("CJK",),
@@ -145,7 +145,7 @@ class AudioAligner:
         heard = None if live else self._transcribe(audio, sample_rate, lang)
         if heard:
             return self._with_text(audio, sample_rate, heard, lang, "transcribed")
-        try:  # English phones: in other languages too, closer than formants alone (README, Audio in)
+        try:  # English phones: in other languages too, closer than formants alone (docs, Audio in)
             recognizer = self.sphinx("recognizer")
         except EngineUnavailable:
             return spectral_estimate(audio, sample_rate), "spectral", "formants", None

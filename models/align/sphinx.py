@@ -115,7 +115,7 @@ class SphinxAligner:
 
 class SphinxTranscriber:
     """Audio alone -> English words, with the wheel's general language model (one fast pass: no flat-lexicon
-    or lattice passes, half the frames scored; chosen by measurement, README "Audio in")."""
+    or lattice passes, half the frames scored; chosen by measurement, docs "Audio in")."""
 
     name = "pocketsphinx-words"
 

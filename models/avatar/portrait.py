@@ -119,7 +119,7 @@ class PortraitRenderer:
             frames = iter(render_torch([(jobs[j][0], jobs[j][1].pose(i)) for j, _, i in work], self.device))
             return [np.stack([next(frames) for _ in span]) if span else self._empty(0) for span in spans]
         # each frame is drawn straight into its place in the batch: a copy per frame and np.stack (a second copy
-        # of the whole batch) are what this saves (README, Benchmark, "Fourth round")
+        # of the whole batch) are what this saves (docs, Benchmark, "Fourth round")
         batch = [self._empty(len(span)) for span in spans]
 
         def draw(w: tuple[int, int, int]) -> None:

@@ -3,7 +3,7 @@
 Weights come from a folder (`model.pth`, `config.json`, `vocab.json`, optional `speakers_xtts.pth`), normally a
 BentoML model-store entry filled by `scripts/import_models.py xtts`. Conditioning latents of each cloned voice
 are computed once and cached in memory and on disk. It is the GPU engine: on a 2-core CPU it runs several
-times slower than real time (see the README).
+times slower than real time (see the docs).
 """
 
 from __future__ import annotations
