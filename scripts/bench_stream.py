@@ -171,6 +171,26 @@ def markdown(local: dict, remote: dict, levels: list[dict], machine: str, browse
     return "\n".join(lines)
 
 
+def first_after_start(out: Path, text: str, n: int = 5) -> dict:
+    """TTFF of `n` streams of the same text in a row on a fresh server, the first right after `/readyz` said ready
+    (nothing else warms it): a newcomer's first Speak against the ones after."""
+    with tempfile.TemporaryDirectory() as data, Server(".", {"AVATAR_DATA_DIR": data}, out / "serve-first.log",
+                                                       cwd=ROOT) as server:  # fmt: skip
+        ttff = [http_stream(server.url, text)["ttff_ms"] for _ in range(n)]
+    later = _median(ttff[1:])
+    return {"ttff_ms": ttff, "first_ms": ttff[0], "later_ms": later, "ratio": ttff[0] / later}
+
+
+def first_line(first: dict) -> str:
+    verdict = "met" if first["ratio"] <= 1.10 else "**not met**"
+    times = ", ".join(f"{t:.0f}" for t in first["ttff_ms"])
+    return (
+        "First stream after a fresh start (the server warms the stream path before `/readyz` says ready), five "
+        f"streams of the same text in a row: {times} ms; the first is {first['ratio']:.2f}x the median of the "
+        f"others (target <= 1.10: {verdict})."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     import platform
 
@@ -185,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--no-browser", action="store_true", help="skip the headless Chromium measurement")
+    ap.add_argument("--first-only", action="store_true", help="only the first stream after a fresh start")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    first = first_after_start(args.out, FIRST["medium (~2.5 s)"])
+    print(first_line(first))
+    if args.first_only:
+        return 0
     pipe = Pipeline()
     list(pipe.stream("Warm up."))
     local = {name: local_ttff(pipe, text, args.repeats) for name, text in FIRST.items()}
@@ -198,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         browser = "skipped (--no-browser)" if args.no_browser else browser_playback(server.url, LONGER)
         levels = [concurrency(server.url, n, args.rounds) for n in args.levels]
     machine = f"{platform.machine()}, {__import__('os').cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
-    table = markdown(local, remote, levels, machine, browser)
+    table = markdown(local, remote, levels, machine, browser) + "\n\n" + first_line(first)
     print(table)
     (args.out / "stream.json").write_text(
-        json.dumps({"local": local, "http": remote, "levels": levels, "browser": browser}, indent=2)
+        json.dumps({"local": local, "http": remote, "levels": levels, "browser": browser, "first": first}, indent=2)
     )
     if args.readme:
         replace_section(args.readme, "streaming", table)

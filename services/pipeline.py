@@ -12,7 +12,9 @@ services/streaming.py -> models/ (stream, pacing, media). Routes reach this serv
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
 
 import bentoml
@@ -40,6 +42,8 @@ from services.traffic import install as install_timeout
 from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
+WARM_TEXT = "Hello there."  # one short stream through every stage before /readyz says ready
+_LOGGER = logging.getLogger(__name__)
 SERVING = load_settings().serving
 install_timeout()  # BentoML's timeout and metrics, without memory kept per request or path (services/traffic.py)
 for group in (routes_video, routes_animate, routes_animate_live, routes_health, routes_speech, routes_transcription,
@@ -62,6 +66,7 @@ class AvatarPipeline:
         st = self.settings.storage
         self.store = OutputStore(st.root / "outputs", st.max_age_hours * 3600, st.max_total_mb * 1e6)
         self.started = time.time()
+        self._warmed: asyncio.Future | None = None
         self.pacers: set[Pacer] = set()  # the live streams of this worker
         # Their calls to both services, earliest deadline first. A service that runs one call at a time (batching
         # off, the CPU profile) needs one queued behind the running one; with adaptive batching a service takes a
@@ -109,8 +114,24 @@ class AvatarPipeline:
 
     async def __is_ready__(self) -> bool:
         """Ready when both dependencies answer within PROBE_S (BentoML's own probe would wait for a restarting
-        worker for seconds, then report it ready)."""
-        return not any(isinstance(info, str) for info in (await self.probe()).values())
+        worker for seconds, then report it ready), and once one stream has gone through every stage."""
+        if any(isinstance(info, str) for info in (await self.probe()).values()):
+            return False
+        if self._warmed is None:
+            self._warmed = asyncio.ensure_future(self._warm_up())
+        return self._warmed.done()
+
+    async def _warm_up(self) -> None:
+        """The first stream after a start paid ~300 ms that later ones did not (the first calls of the speech
+        session, the chunk renderer and encoder, the muxer): one short stream, made and dropped, first."""
+        from services.schemas import GenerateRequest
+        from services.streaming import stream
+
+        try:
+            async for _ in stream(self, GenerateRequest(text=WARM_TEXT)):
+                pass
+        except Exception:  # noqa: BLE001  (never blocks readiness: the first real stream is only slower)
+            _LOGGER.warning("the warm-up stream failed", exc_info=True)
 
 
 add_middleware(AvatarPipeline)
