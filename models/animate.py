@@ -14,32 +14,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from models.align import AudioAligner
+from models.align.long import MAX_PIECE_S, cut_points  # noqa: F401  (the services import them from here)
 from models.tts.base import Phoneme, SpeechChunk
 
-MAX_PIECE_S = 8.0
 FIRST_PIECE_S = 3.0
-PAUSE_DB = -30.0  # a 10 ms frame this far under the speech level is part of a pause
-
-
-def cut_points(
-    audio: np.ndarray, sample_rate: int, max_s: float = MAX_PIECE_S, first_s: float | None = None
-) -> list[int]:
-    """Sample indices where to cut: each piece at most `max_s` long (the first `first_s`), cut at the quietest
-    10 ms of the last part of its window (inside a pause where there is one)."""
-    hop = max(sample_rate // 100, 1)
-    n = len(audio) // hop
-    if n == 0:
-        return []
-    db = 10 * np.log10(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
-    cuts, at = [], 0
-    while True:
-        limit = int((first_s if not cuts and first_s else max_s) * 100)
-        if n - at <= limit:
-            return cuts
-        lo = at + limit // 2
-        quiet = lo + int(np.argmin(db[lo : at + limit]))
-        cuts.append(quiet * hop)
-        at = quiet
 
 
 def split_phonemes(phonemes: list[Phoneme], cuts_s: list[float], end_s: float) -> list[list[Phoneme]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.align import long
+import models.align.long as long
 from models.align.dtw import VOICES, DtwAligner, pronounce, render, voice_for
 from models.align.phones import arpabet_phonemes, closing, delay, quiet_edges, respell
 from models.align.spectral import estimate as spectral_estimate
@@ -88,9 +88,7 @@ class AudioAligner:
         """A long clip: cut (at its pauses, or where its sentences end), each piece aligned alone, the phonemes
         put back on the clip's timeline. The source and method are the first piece's."""
         if text is None:
-            from models.animate import cut_points
-
-            cuts = cut_points(audio, sample_rate, max_s=long.PIECE_S)
+            cuts = long.cut_points(audio, sample_rate, max_s=long.PIECE_S)
             spans = [(a, b, None) for a, b in zip([0, *cuts], [*cuts, len(audio)], strict=True)]
         else:
             from models.text import split_sentences

@@ -22,6 +22,29 @@ COARSE = 10  # 10 ms frames pooled into 100 ms ones for the coarse alignment
 COARSE_S = COARSE * HOP_S
 MAX_WORDS = 40  # a sentence longer than this is split into runs of words (a text without punctuation)
 PIECE_UNITS_S = 20.0  # sentences are grouped into pieces of about this length
+MAX_PIECE_S = 8.0
+PAUSE_DB = -30.0  # a 10 ms frame this far under the speech level is part of a pause
+
+
+def cut_points(
+    audio: np.ndarray, sample_rate: int, max_s: float = MAX_PIECE_S, first_s: float | None = None
+) -> list[int]:
+    """Sample indices where to cut: each piece at most `max_s` long (the first `first_s`), cut at the quietest
+    10 ms of the last part of its window (inside a pause where there is one)."""
+    hop = max(sample_rate // 100, 1)
+    n = len(audio) // hop
+    if n == 0:
+        return []
+    db = 10 * np.log10(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
+    cuts, at = [], 0
+    while True:
+        limit = int((first_s if not cuts and first_s else max_s) * 100)
+        if n - at <= limit:
+            return cuts
+        lo = at + limit // 2
+        quiet = lo + int(np.argmin(db[lo : at + limit]))
+        cuts.append(quiet * hop)
+        at = quiet
 
 
 def units(sentences: list[str]) -> list[str]:

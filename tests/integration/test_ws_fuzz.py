@@ -482,7 +482,8 @@ def test_broken_framing_on_a_raw_socket(srv, path):
                                          _frame(0x1, b"bye")], {1003}),
         "1000 pings, then a close": ([hello, *[_frame(0x9, b"p")] * 1000, close], {1000, 1005}),
         "a close frame, then more frames": ([hello, close, _frame(0x2, b"\x00\x00"), _frame(0x1, b"bye")],
-                                            {1000, 1005}),
+                                            {1000, 1005, None}),  # None: a server that has closed may reset
+        #                                     the connection on the frames after the close (seen once under CI load)
     }  # fmt: skip
     for name, (data, codes) in cases.items():
         try:
