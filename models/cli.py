@@ -38,16 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="fragmented MP4 file to write (- for standard output)")
     out.add_argument("--play", action="store_true", help="pipe the stream into a player (ffplay, mpv or vlc)")
     _speech_options(st)
-    a = sub.add_parser("animate", help="animate the portrait with speech from an audio file (any voice)")
-    a.add_argument("audio", type=Path, help="the speech: wav, mp3, ogg/opus, flac, m4a or webm")
-    a.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
-    a.add_argument("--text", help="what the audio says, when known: the mouth is aligned to it")
-    a.add_argument("--language", default="en", help="the language spoken (default: en)")
-    a.add_argument("--avatar", type=Path, help="portrait photo (default: the bundled portrait)")
-    a.add_argument("--fps", type=float, help="frames per second (default from settings: 25)")
-    a.add_argument("--size", type=int, help="frame size in pixels, square (default from settings: 512)")
-    a.add_argument("--seed", type=int, default=0, help="seed of blinks and head motion")
-    a.add_argument("--json", action="store_true", help="print the timings as JSON")
+    _animate_parser(sub)
     t = sub.add_parser("talk", help="hands-free turns from a recording: answers when it pauses, stops when talked over")
     t.add_argument("--wav", type=Path, required=True, help="the microphone, recorded (any rate; played in real time)")
     t.add_argument("--out", type=Path, required=True, help="folder for each answer's MP4 (turn-N.mp4)")
@@ -61,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline", type=Path, help="an earlier report.json: flags times worse by >20%%")
     e.add_argument("--conversations", type=Path, help="also these conversation scenarios (YAML); needs --url")
     return p
+
+
+def _animate_parser(sub) -> None:
+    """`avatar animate`: speech from an audio file (any voice) drives the portrait."""
+    a = sub.add_parser("animate", help="animate the portrait with speech from an audio file (any voice)")
+    a.add_argument("audio", type=Path, help="the speech: wav, mp3, ogg/opus, flac, m4a or webm")
+    a.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
+    a.add_argument("--text", help="what the audio says, when known: the mouth is aligned to it")
+    a.add_argument("--language", default="en", help="the language spoken (default: en)")
+    a.add_argument("--avatar", type=Path, help="portrait photo (default: the bundled portrait)")
+    a.add_argument("--fps", type=float, help="frames per second (default from settings: 25)")
+    a.add_argument("--size", type=int, help="frame size in pixels, square (default from settings: 512)")
+    a.add_argument("--seed", type=int, default=0, help="seed of blinks and head motion")
+    a.add_argument("--json", action="store_true", help="print the timings as JSON")
 
 
 def _speech_options(p: argparse.ArgumentParser) -> None:
