@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup test test-fast lint format docs docs-serve serve bench bench-audio-in bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-live bench-images bench-memory bento image images demo clean
+.PHONY: setup test test-fast lint format docs docs-serve serve serve-triton bench-triton bench bench-audio-in bench-stream bench-serving bench-engines bench-conversation bench-speech bench-lipsync bench-live bench-images bench-memory bento image images demo clean
 PORT ?= 3000
 
 setup:
@@ -33,13 +33,18 @@ format: setup
 serve: setup
 	.venv/bin/bentoml serve . --port $(PORT)
 
+# The same API over Triton: the runners as Triton models (services_triton, from .venv-triton), the API calling them
+# over KServe v2 (TRITON_PORT, +1 gRPC, +2 metrics)
+serve-triton: setup
+	@bash scripts/serve_triton.sh $(PORT) $(or $(TRITON_PORT),8000)
+
 bento: setup
 	$(PY) scripts/build_bentos.py --flavor $(or $(FLAVOR),cpu)
 
 # OCI images with podman (no Docker needed): localhost/realtime-avatar:cpu, and the split units' images.
 # BASE_IMAGE=python:3.11-slim (or any base with Python 3.11) instead of the Debian base made with debootstrap.
 image: setup
-	$(PY) scripts/build_images.py --units all --flavor $(or $(FLAVOR),cpu)
+	$(PY) scripts/build_images.py --units $(or $(UNIT),all) --flavor $(or $(FLAVOR),cpu)
 
 images: setup
 	$(PY) scripts/build_images.py --units all api tts avatar --flavor $(or $(FLAVOR),cpu)
@@ -75,6 +80,9 @@ bench-speech: setup
 
 bench-engines: setup
 	$(PY) scripts/bench_engines.py --readme docs
+
+bench-triton: setup
+	$(PY) scripts/bench_triton.py --readme docs
 
 bench-stream: setup
 	$(PY) scripts/bench_stream.py --readme docs

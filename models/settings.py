@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.errors import InvalidInput
 
@@ -35,6 +35,9 @@ class TTSSettings(_Section):
     xtts_model: str = "xtts-v2:latest"  # BentoML model-store tag
     max_chars: int = 2000
     intra_op_threads: int = 2
+    # Piper's randomness (None: the voice's own); 0 and 0 make the same text give the same samples every time
+    noise_scale: float | None = Field(None, ge=0, le=2)
+    noise_w_scale: float | None = Field(None, ge=0, le=2)
     openai_voices: dict[str, str] = {}  # OpenAI voice name -> our voice id; unlisted OpenAI names: "default"
 
     def voice_for_openai(self, name: str) -> str:
@@ -94,6 +97,7 @@ class ServingSettings(_Section):
     tts_max_latency_ms: int = 5000
     render_max_batch_size: int = 8
     render_max_latency_ms: int = 20000
+    triton_queue_delay_us: int = 2000  # Triton's dynamic batcher: how long a request waits for others (services_triton)
     max_concurrency: int = 64  # requests in flight per API worker before 429
     timeout_s: int = 300
     max_upload_mb: float = 10

@@ -171,23 +171,28 @@ def markdown(local: dict, remote: dict, levels: list[dict], machine: str, browse
     return "\n".join(lines)
 
 
-def first_after_start(out: Path, text: str, n: int = 5) -> dict:
+def first_after_start(out: Path, text: str, n: int = 5, starts: int = 3) -> dict:
     """TTFF of `n` streams of the same text in a row on a fresh server, the first right after `/readyz` said ready
-    (nothing else warms it): a newcomer's first Speak against the ones after."""
-    with tempfile.TemporaryDirectory() as data, Server(".", {"AVATAR_DATA_DIR": data}, out / "serve-first.log",
-                                                       cwd=ROOT) as server:  # fmt: skip
-        ttff = [http_stream(server.url, text)["ttff_ms"] for _ in range(n)]
-    later = _median(ttff[1:])
-    return {"ttff_ms": ttff, "first_ms": ttff[0], "later_ms": later, "ratio": ttff[0] / later}
+    (nothing else warms it), on `starts` fresh servers: a newcomer's first Speak against the ones after. One
+    stream's TTFF varies by ~15 % here, so one start cannot show a 10 % difference: medians over the starts."""
+    runs = []
+    for i in range(starts):
+        with tempfile.TemporaryDirectory() as data, Server(".", {"AVATAR_DATA_DIR": data}, out / f"serve-first{i}.log",
+                                                           cwd=ROOT) as server:  # fmt: skip
+            runs.append([http_stream(server.url, text)["ttff_ms"] for _ in range(n)])
+    first = _median([run[0] for run in runs])
+    later = _median([t for run in runs for t in run[1:]])
+    return {"ttff_ms": runs, "first_ms": first, "later_ms": later, "ratio": first / later}
 
 
 def first_line(first: dict) -> str:
     verdict = "met" if first["ratio"] <= 1.10 else "**not met**"
-    times = ", ".join(f"{t:.0f}" for t in first["ttff_ms"])
+    runs = "; ".join(", ".join(f"{t:.0f}" for t in run) for run in first["ttff_ms"])
     return (
-        "First stream after a fresh start (the server warms the stream path before `/readyz` says ready), five "
-        f"streams of the same text in a row: {times} ms; the first is {first['ratio']:.2f}x the median of the "
-        f"others (target <= 1.10: {verdict})."
+        f"First stream after a fresh start (the server warms the stream path before `/readyz` says ready): "
+        f"{len(first['ttff_ms'])} fresh starts, five streams of the same text in a row on each ({runs} ms). "
+        f"The first streams' median, {first['first_ms']:.0f} ms, is {first['ratio']:.2f}x the median of the "
+        f"others, {first['later_ms']:.0f} ms (target <= 1.10: {verdict})."
     )
 
 

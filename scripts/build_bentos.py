@@ -27,9 +27,10 @@ UNITS = {
     "tts": ROOT / "bentos" / "tts" / "bentofile.yaml",
     "avatar": ROOT / "bentos" / "avatar" / "bentofile.yaml",
     "api": ROOT / "bentos" / "api" / "bentofile.yaml",
+    "triton": ROOT / "bentos" / "triton" / "bentofile.yaml",
 }
 TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://download.pytorch.org/whl/cu126"}
-NEEDS_XTTS = ("all", "tts")
+NEEDS_XTTS = ("all", "tts", "triton")
 
 
 def bento_options(unit: str, flavor: str, models: list[str]) -> dict:
@@ -41,6 +42,12 @@ def bento_options(unit: str, flavor: str, models: list[str]) -> dict:
     if models and unit in NEEDS_XTTS:
         cfg["models"] = models
     cfg["name"] = cfg["name"] if flavor == "cpu" else f"{cfg['name']}-{flavor}"
+    py = cfg["python"]
+    if py.get("packages") and py.get("requirements_txt"):  # BentoML keeps only the file: both go into one
+        merged = ROOT / "build" / f"requirements-{unit}.txt"
+        merged.parent.mkdir(exist_ok=True)
+        merged.write_text((ROOT / py["requirements_txt"]).read_text() + "\n".join(py.pop("packages")) + "\n")
+        py["requirements_txt"] = str(merged.relative_to(ROOT))  # BentoML takes paths in the build context
     return cfg
 
 

@@ -7,7 +7,7 @@ built with its own bentos/Containerfile into localhost/realtime-avatar[-UNIT]:FL
 
 - Base (`--base` or BASE_IMAGE): any image with Python 3.11 and its venv module, e.g. python:3.11-slim (what
   Cloud Build uses). Without one, a Debian bookworm base is made once with debootstrap
-  (localhost/realtime-avatar-base:bookworm, ~130 MB), which needs root and Debian's package mirror only.
+  (localhost/realtime-avatar-base:bookworm-2, ~140 MB), which needs root and Debian's package mirror only.
 - Packages: a wheelhouse under build/wheelhouse/FLAVOR, filled by this machine's pip with its own configuration
   (indexes, find-links, CA), is bind-mounted into the build, which then runs without any network: no credential,
   CA or host path reaches a layer. `--online` skips it and lets pip inside the build reach the indexes (Docker-
@@ -34,8 +34,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent)]
 import build_bentos  # noqa: E402
 from containers import ROOT, ContainerError, image_exists, image_name, image_size, missing_tools, podman  # noqa: E402
 
-BASE = "localhost/realtime-avatar-base:bookworm"
-BUILD_BASE = "localhost/realtime-avatar-base:bookworm-build"  # the same plus binutils (strip), for the build stage
+BASE = "localhost/realtime-avatar-base:bookworm-2"  # -2: with libpython3.11 (Triton's Python backend loads it)
+BUILD_BASE = "localhost/realtime-avatar-base:bookworm-2-build"  # plus binutils (strip), for the build stage
 FLAVORS = {"cpu": "cpu", "cuda": "cu126"}  # flavour -> the torch wheel's local version label
 TORCH = "2.13.0"
 BUILD = ROOT / "build"
@@ -63,8 +63,8 @@ def check_tools(base: str | None) -> None:
 
 
 def make_base() -> str:
-    """The Debian bookworm base (minbase + Python 3.11 + CA certificates), made once with debootstrap, and its
-    twin for the build stage (plus venv's pip wheels and binutils)."""
+    """The Debian bookworm base (minbase + Python 3.11 and its shared library + CA certificates), made once with
+    debootstrap, and its twin for the build stage (plus venv's pip wheels and binutils)."""
     if not (image_exists(BASE) and image_exists(BUILD_BASE)):
         debootstrap_bases()
     return BASE
@@ -74,8 +74,9 @@ def debootstrap_bases() -> None:
     print(f"making {BASE} with debootstrap (about a minute, once)")
     with tempfile.TemporaryDirectory(prefix="rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        cmd = ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", "bookworm",
-               str(root), os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")]  # fmt: skip
+        packages = "python3,python3-venv,libpython3.11,ca-certificates"
+        cmd = ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(root),
+               os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")]  # fmt: skip
         if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
             raise BuildError("debootstrap failed (is Debian's mirror reachable? DEBIAN_MIRROR=URL to change it)")
         # apt's lists and caches, docs, translations, glibc's iconv modules (Python has its own codecs): ~155 MB

@@ -7,6 +7,7 @@ scripts/bench_images.py and the container tests.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "configs" / "containers.conf"
 # unit -> image name (the tag is the flavour: localhost/realtime-avatar:cpu)
 IMAGES = {"all": "realtime-avatar", "api": "realtime-avatar-api", "tts": "realtime-avatar-tts",
-          "avatar": "realtime-avatar-avatar"}  # fmt: skip
+          "avatar": "realtime-avatar-avatar", "triton": "realtime-avatar-triton"}  # fmt: skip
 PORT = 3000  # BentoML's port inside every image
 # How the images are meant to run (configs/deploy/gke.yaml says the same to Kubernetes): the root filesystem
 # read-only, /tmp a tmpfs (podman's default with --read-only) and /data a volume; no capability; no setuid gain.
@@ -84,6 +85,8 @@ class Container:
     volumes: list[str] = field(default_factory=list)  # "NAME:/data" named volumes or host paths
     aliases: list[str] = field(default_factory=list)  # extra DNS names on `network`
     hardened: bool = False  # read-only root (a tmpfs on /tmp), no capability, no privilege escalation
+    command: list[str] = field(default_factory=list)  # instead of the image's own (BentoML's entrypoint)
+    workdir: str | None = None
     started_at: float = 0.0
 
     @property
@@ -98,7 +101,9 @@ class Container:
         args += [a for v in self.volumes for a in ("-v", v)]
         args += [a for k, v in self.env.items() for a in ("-e", f"{k}={v}")]
         args += HARDENED if self.hardened else []
-        return [*args, self.image]
+        args += ["--workdir", self.workdir] if self.workdir else []
+        args += ["--entrypoint", json.dumps(self.command[:1])] if self.command else []
+        return [*args, self.image, *self.command[1:]]
 
     def start(self) -> Container:
         podman("rm", "-f", "-i", self.name)

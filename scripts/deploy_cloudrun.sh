@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/deploy_common.sh
 SERVICE="realtime-avatar"
 parse_args deploy_cloudrun --service SERVICE "$@"
+[[ $RUNTIME == bentoml ]] ||
+  { echo "deploy_cloudrun: Cloud Run serves the all-in-one bento; --runtime triton is for GKE (deploy_gke.sh)" >&2; exit 2; }
 IMAGE="$REGION-docker.pkg.dev/$PROJECT/$REPO/realtime-avatar-cuda:$TAG"
 image_steps all cuda "$IMAGE"
 render configs/deploy/cloudrun.yaml "$OUT/cloudrun.yaml" SERVICE IMAGE

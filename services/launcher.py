@@ -1,4 +1,5 @@
-"""Start and stop real `bentoml serve` processes on loopback ports (integration tests, serving benchmark)."""
+"""Start and stop real `bentoml serve` processes, and Triton ones (services_triton), on loopback ports (integration
+tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def free_port() -> int:
 class Server:
     """`bentoml serve TARGET` in its own process group, from the project root, with extra environment."""
 
+    ready_path = "/readyz"
+
     def __init__(self, target: str, env: dict[str, str], log: Path, cwd: Path | None = None, port: int | None = None):
         self.target = target
         self.port = port or free_port()
@@ -32,9 +35,12 @@ class Server:
         self.cwd = cwd or Path.cwd()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Server:
+    def command(self) -> list[str]:
         bentoml = Path(sys.executable).with_name("bentoml")
-        cmd = [str(bentoml), "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)]
+        return [str(bentoml), "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def start(self) -> Server:
+        cmd = self.command()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -47,7 +53,7 @@ class Server:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"{self.target} exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -107,6 +113,49 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+TRITON_PYTHON = Path(".venv-triton") / "bin" / "python"  # made by scripts/setup.sh where a system Python 3.11 is
+
+
+def triton_missing(root: Path) -> str | None:
+    """Why the Triton runtime cannot start here (one line), or None."""
+    python = root / TRITON_PYTHON
+    if not python.exists():
+        return f"no {TRITON_PYTHON} (make setup builds it from a system Python 3.11; PyTriton's stub needs one)"
+    probe = subprocess.run([str(python), "-c", "import pytriton"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"{TRITON_PYTHON} cannot import pytriton: {probe.stderr[-200:]}"
+
+
+class TritonServer(Server):
+    """`python -m services_triton` (Triton Inference Server through PyTriton) from .venv-triton: `triton_url` is
+    what AVATAR_TTS_URL / AVATAR_RENDER_URL take; `metrics()` reads Triton's own Prometheus counters."""
+
+    def __init__(self, env: dict[str, str], log: Path, cwd: Path | None = None, units=("tts", "avatar"), ports=None):
+        super().__init__("services_triton", env, log, cwd, port=ports[0] if ports else None)
+        self.grpc_port, self.metrics_port = ports[1:] if ports else (free_port(), free_port())
+        self.units = units
+        self.triton_url = f"triton://127.0.0.1:{self.port}"
+        # the server says ready before its models are bound; the last unit's control model is bound last
+        self.ready_path = f"/v2/models/{units[-1]}_control/ready"
+
+    def command(self) -> list[str]:
+        return [str(self.cwd / TRITON_PYTHON), "-m", "services_triton", "--units", *self.units, "--address",
+                "127.0.0.1", "--http-port", str(self.port), "--grpc-port", str(self.grpc_port), "--metrics-port",
+                str(self.metrics_port)]  # fmt: skip
+
+    @property
+    def ports(self) -> tuple[int, int, int]:
+        return self.port, self.grpc_port, self.metrics_port
+
+    def metrics(self) -> dict[tuple[str, str], float]:
+        """(metric, model) -> value, for Triton's per-model counters (nv_inference_*)."""
+        out = {}
+        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
+            if line.startswith("nv_inference_") and 'model="' in line:
+                name, model = line.split("{", 1)[0], line.split('model="', 1)[1].split('"', 1)[0]
+                out[(name, model)] = float(line.rsplit(" ", 1)[1])
+        return out
 
 
 def _descendants(pid: int) -> list[int]:

@@ -39,10 +39,12 @@ from services.breaker import Breaker
 from services.conversation import Conversations
 from services.schemas import AlignRequest, ChunkRequest, RenderRequest, SynthesisRequest, SynthesisResult, pack_audio
 from services.traffic import install as install_timeout
+from services.triton_client import TritonDependency, is_triton
 from services.tts import TTSService
 
 __all__ = ["AvatarPipeline", "Pacer"]
-WARM_TEXT = "Hello there."  # one short stream through every stage before /readyz says ready
+# streams through every stage before /readyz says ready: a short one, then one of an ordinary sentence's length
+WARM_TEXTS = ("Hello there.", "Welcome! This short sentence warms every stage of the stream.")
 _LOGGER = logging.getLogger(__name__)
 SERVING = load_settings().serving
 install_timeout()  # BentoML's timeout and metrics, without memory kept per request or path (services/traffic.py)
@@ -51,13 +53,19 @@ for group in (routes_video, routes_animate, routes_animate_live, routes_health, 
     app.include_router(group.router)
 
 
+def dependency(service, url: str | None, unit: str):
+    """A unit started with this one (no URL), served elsewhere by BentoML (http://...) or by Triton (triton://...,
+    services/triton_client.py)."""
+    if is_triton(url):
+        return TritonDependency(url, unit)
+    return bentoml.depends(service, url=url) if url else bentoml.depends(service)
+
+
 @bentoml.service(name="avatar-pipeline", traffic={"timeout": SERVING.timeout_s}, workers=1)
 @bentoml.asgi_app(app, path="/")
 class AvatarPipeline:
-    tts = bentoml.depends(TTSService, url=SERVING.tts_url) if SERVING.tts_url else bentoml.depends(TTSService)
-    renderer = (
-        bentoml.depends(AvatarService, url=SERVING.render_url) if SERVING.render_url else bentoml.depends(AvatarService)
-    )
+    tts = dependency(TTSService, SERVING.tts_url, "tts")
+    renderer = dependency(AvatarService, SERVING.render_url, "avatar")
 
     def __init__(self) -> None:
         from models.storage import OutputStore
@@ -128,8 +136,9 @@ class AvatarPipeline:
         from services.streaming import stream
 
         try:
-            async for _ in stream(self, GenerateRequest(text=WARM_TEXT)):
-                pass
+            for text in WARM_TEXTS:
+                async for _ in stream(self, GenerateRequest(text=text)):
+                    pass
         except Exception:  # noqa: BLE001  (never blocks readiness: the first real stream is only slower)
             _LOGGER.warning("the warm-up stream failed", exc_info=True)
 

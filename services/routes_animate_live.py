@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 
@@ -34,7 +35,7 @@ from models.tts.base import Phoneme
 from services.audio_in import align
 from services.auth import accepted_subprotocol
 from services.backends import Service
-from services.routes_live import HELLO_S, Close, clipped
+from services.routes_live import HELLO_S, Close, close, send
 from services.schemas import ID_PATTERN, LANGUAGE_PATTERN, ChunkRequest
 from services.streaming import gated
 
@@ -63,20 +64,20 @@ async def animate_live(ws: WebSocket, svc: Service) -> None:
     runner = None
     try:
         session, hello = await _start(ws, svc)
-        await ws.send_json({"type": "ready", "sample_rate": hello.sample_rate, "fps": session.live.fps,
+        await send(ws, {"type": "ready", "sample_rate": hello.sample_rate, "fps": session.live.fps,
                             "size": session.live.size, "lookahead_s": session.config.lookahead_s})  # fmt: skip
         runner = asyncio.create_task(session.run())
         await _receive(ws, svc, session, runner)
         await runner
-        await ws.close(1000)
-    except Close as close:
-        await ws.close(close.code, close.reason)
+        await close(ws, 1000)
+    except Close as exc:
+        await close(ws, exc.code, exc.reason)
     except WebSocketDisconnect:
         pass
     except AvatarError as exc:  # the avatar or a service refused (an unknown avatar: 404)
-        await ws.close(1008 if exc.status < 500 else 1011, clipped(exc.message))
+        await close(ws, 1008 if exc.status < 500 else 1011, exc.message)
     finally:
-        if runner is not None and not runner.done():
+        if runner is not None:  # cancelled if it runs; awaited either way, so a failure of its own is collected
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
@@ -102,10 +103,7 @@ async def _start(ws: WebSocket, svc) -> tuple[LipsyncSession, LipsyncHello]:
         result = await gated(svc.gate, "avatar", time.perf_counter(), lambda: svc._render_chunk(req))
         return EncodedChunk.unpack(result.chunk)
 
-    async def send(item) -> None:
-        await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_json(item))
-
-    return LipsyncSession(live, hello.sample_rate, timed, render, send, config), hello
+    return LipsyncSession(live, hello.sample_rate, timed, render, functools.partial(send, ws), config), hello
 
 
 async def _hello(ws: WebSocket) -> LipsyncHello:

@@ -11,6 +11,8 @@ failed; 4408 nothing received for IDLE_S. Each comes with a reason that names th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -47,6 +49,22 @@ def clipped(reason: str) -> str:
     return reason.encode()[:123].decode(errors="ignore")
 
 
+async def send(ws: WebSocket, item: dict | bytes) -> None:
+    """One message to the client. A socket the server's own framing has just closed (a protocol error from the
+    client: uvicorn sends the close frame itself and, until the connection is lost, answers a send with a
+    RuntimeError rather than a disconnect) is a client that left, as it is once the connection is lost."""
+    try:
+        await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_json(item))
+    except RuntimeError as exc:
+        raise WebSocketDisconnect(1006) from exc
+
+
+async def close(ws: WebSocket, code: int, reason: str = "") -> None:
+    """Close with `code`, unless the client has already gone (then there is nobody to tell)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.close(code, clipped(reason))
+
+
 @router.websocket("/api/v1/live")
 async def live(ws: WebSocket, svc: Service) -> None:
     """See the module docstring; the messages are in the docs ("Hands-free")."""
@@ -57,12 +75,12 @@ async def live(ws: WebSocket, svc: Service) -> None:
         session, greeting = _session(ws, svc, hello)
         await session.send(greeting)
         await _listen(ws, session)
-    except Close as close:
-        await ws.close(close.code, close.reason)
+    except Close as exc:
+        await close(ws, exc.code, exc.reason)
     except WebSocketDisconnect:
         pass
     except AvatarError as exc:  # a service failed under the session (the VAD's): the client hears why
-        await ws.close(1011 if exc.status >= 500 else 1008, clipped(exc.message))
+        await close(ws, 1011 if exc.status >= 500 else 1008, exc.message)
     finally:
         if session is not None:
             await session.close()  # a dropped socket cancels its turn
@@ -98,9 +116,6 @@ def _session(ws: WebSocket, svc, hello: LiveHello) -> tuple[LiveSession, dict]:
         result = await svc._vad(audio, state.as_dict())
         return np.asarray(result["probs"], np.float32), VadState.from_dict(result["state"])
 
-    async def send(item: dict | bytes) -> None:
-        await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_json(item))
-
     def interrupted(turn: Turn, spoken: str) -> None:
         if turn.heard:
             conv.heard_only(turn.heard, spoken)
@@ -110,7 +125,7 @@ def _session(ws: WebSocket, svc, hello: LiveHello) -> tuple[LiveSession, dict]:
 
     config = EndpointConfig(end_silence_s=hello.end_silence_ms / 1000)
     listening = {"type": "listening", "session": session_id, "sample_rate": RATE, "persona": who.id}
-    return LiveSession(vad, respond, send, interrupted, config), listening
+    return LiveSession(vad, respond, functools.partial(send, ws), interrupted, config), listening
 
 
 async def _listen(ws: WebSocket, session: LiveSession) -> None:

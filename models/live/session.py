@@ -153,7 +153,8 @@ class LiveSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001  (the turn fails; the session goes on listening)
-            await self.send({"type": "error", "turn": turn.id, **_error(exc)})
+            with contextlib.suppress(Exception):  # the client has gone: its socket's next read says so
+                await self.send({"type": "error", "turn": turn.id, **_error(exc)})
 
     async def close(self) -> None:
         """The client left: stop the answer in progress (nothing is sent)."""

@@ -42,6 +42,21 @@ def images(tmp_path_factory) -> dict[str, str]:
     return {unit: image_name(unit) for unit in IMAGES}
 
 
+# what scripts/deploy_gke.sh fills in for the BentoML runtime (the default): the Services' names and ports
+GKE_URLS = {"TTS_URL": "http://realtime-avatar-tts:3000", "RENDER_URL": "http://realtime-avatar-render:3000"}
+
+
+def gke_manifest(values: dict[str, str] | None = None) -> list[dict]:
+    """configs/deploy/gke.yaml with the deploy script's URLs and `values` filled in (others left as ${...})."""
+    import yaml
+
+    text = (ROOT / "configs" / "deploy" / "gke.yaml").read_text()
+    for key, value in {**GKE_URLS, **(values or {})}.items():
+        text = text.replace("${" + key + "}", value)
+    assert values is None or "${" not in text
+    return list(yaml.safe_load_all(text))
+
+
 def free_port() -> int:
     from services.launcher import free_port as free
 

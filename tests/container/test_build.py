@@ -17,7 +17,7 @@ def test_a_base_without_python_311_is_refused_in_one_line(images, names, tmp_pat
 
     base = f"localhost/{names('nopython', 'image')}:test"
     (tmp_path / "Containerfile").write_text(
-        "FROM localhost/realtime-avatar-base:bookworm\nRUN rm -f /usr/bin/python3*\n"
+        "FROM localhost/realtime-avatar-base:bookworm-2\nRUN rm -f /usr/bin/python3*\n"
     )
     podman("build", "--network", "none", "-t", base, str(tmp_path), timeout=300)
     cmd = [sys.executable, "scripts/build_images.py", "--units", "api", "--base", base]

@@ -10,20 +10,16 @@ import httpx
 import pytest
 import yaml
 
-from tests.container.conftest import ROOT, free_port
+from tests.container.conftest import free_port, gke_manifest
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 
 def rendered(images: dict[str, str]) -> list[dict]:
     """The manifest as scripts/deploy_gke.sh renders it, with the local images."""
-    text = (ROOT / "configs" / "deploy" / "gke.yaml").read_text()
     values = {"NAMESPACE": "realtime-avatar", "IMAGE_TTS": images["tts"], "IMAGE_AVATAR": images["avatar"],
               "IMAGE_API": images["api"]}  # fmt: skip
-    for key, value in values.items():
-        text = text.replace("${" + key + "}", value)
-    assert "${" not in text
-    return list(yaml.safe_load_all(text))
+    return gke_manifest(values)
 
 
 def cpu_overlay(deployment: dict, host_port: int | None) -> dict:

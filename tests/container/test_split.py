@@ -8,10 +8,9 @@ import time
 
 import httpx
 import pytest
-import yaml
 
 from models.media import probe
-from tests.container.conftest import ROOT, free_port
+from tests.container.conftest import free_port, gke_manifest
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -20,7 +19,7 @@ LONG = " ".join(f"This is sentence number {i} of a long answer, spoken while it 
 
 def manifest_env(deployment: str) -> dict[str, str]:
     """The plain `env` values of a Deployment's container in the GKE manifest."""
-    docs = yaml.safe_load_all((ROOT / "configs" / "deploy" / "gke.yaml").read_text())
+    docs = gke_manifest()
     dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment)
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """All four bentos (cpu) plus the TTS bento (cuda), in a model store holding a tiny XTTS."""
+    """All five bentos (cpu) plus the TTS bento (cuda), in a model store holding a tiny XTTS."""
     home = tmp_path_factory.mktemp("bentoml-home")
     env = {**os.environ, "BENTOML_HOME": str(home)}
     out = tmp_path_factory.mktemp("dist")
@@ -46,6 +46,7 @@ def _open(archive: Path, tmp_path: Path) -> Path:
         ("realtime-avatar-tts", "services.tts:TTSService", True),
         ("realtime-avatar-render", "services.avatar:AvatarService", False),
         ("realtime-avatar-api", "services.pipeline:AvatarPipeline", False),
+        ("realtime-avatar-triton", "services.tts:TTSService", True),  # its image runs python -m services_triton
     ],
 )
 def test_bento_contents(built, tmp_path, name, service, has_model):
@@ -70,6 +71,8 @@ def test_bento_contents(built, tmp_path, name, service, has_model):
     else:
         assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs and "torch==2.13.0" in reqs
         assert "env/docker/script__" in dockerfile  # container_setup.sh runs there too
+    if name == "realtime-avatar-triton":  # the TTS bento's requirements plus PyTriton, and the Triton adapter
+        assert "nvidia-pytriton==0.7.0" in reqs and (root / "src" / "services_triton" / "server.py").exists()
 
 
 def test_cuda_flavour_takes_cuda_126_torch_and_the_same_pins_otherwise(built, tmp_path):

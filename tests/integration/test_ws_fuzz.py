@@ -43,6 +43,7 @@ UNHANDLED = re.compile(r"Traceback|Exception in ASGI application|Task exception 
 # uvicorn's own report of a text frame that is not UTF-8, which it refuses with 1007 (handled, with a traceback)
 HANDLED = re.compile(r"Invalid UTF-8 sequence received from client\.[^\n]*\nTraceback \(most recent call last\):\n"
                      r"(?:[ \t][^\n]*\n)*UnicodeDecodeError: [^\n]*\n")  # fmt: skip
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Disconnect|Disconnected|Exit|Interrupt)\b")
 HELLO = {LIVE: json.dumps({"language": "en"}), ANIMATE: json.dumps({"sample_rate": 16000})}
 
 
@@ -73,10 +74,17 @@ def srv(server):
 def _check_log(server: Server) -> None:
     text = server.log.read_text(errors="replace")
     new, server.log_seen = text[server.log_seen :], len(text)
-    found = UNHANDLED.search(HANDLED.sub("", new))
-    assert found is None, (
-        f"the server's log shows an unhandled exception:\n{new[max(0, found.start() - 1500) :][:6000]}"
-    )
+    new = HANDLED.sub("", new)
+    found = UNHANDLED.search(new)
+    assert found is None, f"the server's log shows an unhandled exception:\n{_excerpt(new, found.start())}"
+
+
+def _excerpt(log: str, at: int) -> str:
+    """What led up to the exception at `at`, and its traceback's last frames down to the exception itself (CI
+    prints only the end of a long failure)."""
+    before, lines = log[max(0, at - 800) : at], log[at:].splitlines()[:400]
+    end = next((i for i, ln in enumerate(lines) if i and EXCEPTION_LINE.match(ln)), len(lines) - 1)
+    return before + "\n".join(lines[:2] + ["  ..."] + lines[max(2, end - 20) : end + 1])
 
 
 def _healthy(server: Server, what: str) -> None:
@@ -385,7 +393,9 @@ def test_live_turns_cut_by_abrupt_closes_and_bad_messages(srv, speech):
     # a playhead that is not a number is refused (a NaN cut the sentence heard at a barge-in: ValueError)
     for position in ("NaN", "Infinity", "-Infinity"):
         bad = f'{{"type": "playback", "position_s": {position}}}'
-        expect(srv, LIVE, f"playback {position}", [hello, *said[:3], bad, 0.3, ("close", 1000)], 1003, "playback")
+        # no close of our own after it: the server's framing would answer a client's close frame at once, even
+        # while the route is still busy with the audio before the bad message (a 1000 under CI load)
+        expect(srv, LIVE, f"playback {position}", [hello, *said[:3], bad], 1003, "playback")
     time.sleep(0.5)
     normal_live(srv)
 

@@ -182,12 +182,14 @@ def test_speech_after_the_answer_played_is_a_new_turn_not_a_barge_in():
     assert "interrupted" not in kinds and heard == [] and kinds.count("done") == 2
 
 
+async def failing(utterance, turn):
+    """An answer that fails before its first item (no LLM)."""
+    raise RuntimeError("no LLM")
+    yield  # an async generator
+
+
 def test_a_failed_answer_is_an_error_event_and_the_session_listens_on():
     sent = []
-
-    async def failing(utterance, turn):
-        raise RuntimeError("no LLM")
-        yield  # an async generator
 
     async def send(item):
         sent.append(item)
@@ -204,3 +206,59 @@ def test_a_failed_answer_is_an_error_event_and_the_session_listens_on():
     assert [e["turn"] for e in errors] == [1, 2] and errors[0]["status"] == 500
     with pytest.raises(ValueError, match="even"):
         asyncio.run(LiveSession(FakeVad(), failing, send).feed(b"\x00"))
+
+
+def test_a_failed_answer_to_a_client_that_left_ends_its_turn_quietly():
+    """The error event cannot go out either (the socket is gone): the turn's task ends without an exception of
+    its own, so nothing is left for the event loop to log as never retrieved."""
+    calls = []
+
+    async def gone(item):
+        calls.append(item)
+        if item["type"] == "error":
+            raise ConnectionResetError("the client left")
+
+    async def main():
+        session = LiveSession(FakeVad(), failing, gone)
+        for seconds, loud in [(0.6, True), (0.9, False)]:
+            await session.feed(pcm(seconds, loud))
+        await asyncio.sleep(0.1)
+        task = session.turn.task
+        assert task.done() and task.exception() is None
+        await session.close()
+
+    asyncio.run(main())
+    assert [c["type"] for c in calls][-1] == "error"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."), OSError("gone")],
+)
+def test_a_socket_the_server_already_closed_is_a_client_that_left(failure):
+    """uvicorn closes a socket itself on a client's protocol error and, until the connection is lost, answers a
+    send with a RuntimeError (afterwards with ClientDisconnected, an OSError): both are a disconnect to the
+    routes, and closing such a socket is a no-op, not an unhandled exception."""
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    from services.routes_live import close, send
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def transport(message):
+        if message["type"] != "websocket.accept":
+            raise failure
+
+    async def main():
+        for item in ({"type": "listening"}, b"\x00\x01"):
+            ws = WebSocket({"type": "websocket", "path": "/", "headers": []}, receive, transport)
+            await ws.accept()
+            with pytest.raises(WebSocketDisconnect) as cut:
+                await send(ws, item)
+            assert cut.value.code == 1006
+        ws = WebSocket({"type": "websocket", "path": "/", "headers": []}, receive, transport)
+        await ws.accept()
+        await close(ws, 1003, "x" * 300)  # nobody to tell: no exception
+
+    asyncio.run(main())

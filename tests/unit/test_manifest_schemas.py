@@ -21,8 +21,8 @@ KUBERNETES = "1.35.0"
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 
-def _rendered(script: str, name: str, tmp_path: Path) -> list[dict]:
-    cmd = ["bash", f"scripts/{script}", "--project", "demo-proj", "--dry-run", "--out", str(tmp_path)]
+def _rendered(script: str, name: str, tmp_path: Path, *extra: str) -> list[dict]:
+    cmd = ["bash", f"scripts/{script}", "--project", "demo-proj", "--dry-run", "--out", str(tmp_path), *extra]
     subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     return [d for d in yaml.safe_load_all((tmp_path / name).read_text()) if d]
 
@@ -67,6 +67,35 @@ def test_each_deployment_has_a_disruption_budget_and_scales_on_load(tmp_path):
 
 
 HPA_METRIC = "prometheus.googleapis.com|bentoml_service_request_in_progress|gauge"  # served: tests/integration
+TRITON_METRIC = "prometheus.googleapis.com|nv_inference_queue_duration_us|counter"  # tests/integration/test_triton
+
+
+def test_the_triton_variant_is_valid_and_scales_on_triton_s_queue(tmp_path):
+    docs = _rendered("deploy_gke.sh", "gke.yaml", tmp_path, "--runtime", "triton")
+    for doc in docs:
+        if doc["kind"] != "PodMonitoring":
+            _valid(doc)
+    named = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert len(named) == len(docs), "an object is declared twice"
+    api = named[("Deployment", "realtime-avatar-api")]["spec"]["template"]["spec"]["containers"][0]
+    urls = {e["name"]: e["value"] for e in api["env"] if e["name"].endswith("_URL")}
+    assert urls == {"AVATAR_TTS_URL": "triton://realtime-avatar-tts:8000",
+                    "AVATAR_RENDER_URL": "triton://realtime-avatar-render:8000"}  # fmt: skip
+    monitors = [d for d in docs if d["kind"] == "PodMonitoring"]
+    for unit in ("tts", "render"):
+        dep = named[("Deployment", f"realtime-avatar-{unit}")]["spec"]["template"]
+        (c,) = dep["spec"]["containers"]
+        assert c["command"][:3] == ["python", "-m", "services_triton"] and "triton" in c["image"]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports == {"kserve": 8000, "metrics": 8002} and c["readinessProbe"]["httpGet"]["port"] == 8000
+        service = named[("Service", f"realtime-avatar-{unit}")]["spec"]["ports"][0]
+        assert service["port"] == 8000 and urls[f"AVATAR_{unit.upper()}_URL"].endswith(f"-{unit}:8000")
+        (metric,) = named[("HorizontalPodAutoscaler", f"realtime-avatar-{unit}")]["spec"]["metrics"]
+        assert metric["pods"]["metric"]["name"] == TRITON_METRIC
+        labels = dep["metadata"]["labels"].items()
+        scraped = [m for m in monitors if m["spec"]["selector"]["matchLabels"].items() <= labels]
+        served = {p["name"] for p in c["ports"]}  # a monitor's port the pod lacks is not scraped there
+        assert [e["port"] for m in scraped for e in m["spec"]["endpoints"] if e["port"] in served] == ["metrics"]
 
 
 def test_cloud_run_containers_are_a_valid_pod_spec(tmp_path):

@@ -92,18 +92,12 @@ async def bot(connection) -> None:
 
 def app(prebuilt: bool = False):
     """The page and the routes it calls."""
-    import asyncio
     import uuid
     from contextlib import asynccontextmanager
 
-    from pipecat.transports.smallwebrtc.request_handler import (
-        IceCandidate,
-        SmallWebRTCPatchRequest,
-        SmallWebRTCRequest,
-        SmallWebRTCRequestHandler,
-    )
+    from pipecat.transports.smallwebrtc.request_handler import SmallWebRTCRequestHandler
 
-    handler, bots = SmallWebRTCRequestHandler(), set()
+    handler = SmallWebRTCRequestHandler()
 
     @asynccontextmanager
     async def lifespan(_):
@@ -121,6 +115,27 @@ def app(prebuilt: bool = False):
     async def start(request: Request):
         return {"sessionId": uuid.uuid4().hex}
 
+    _signalling(web, handler)
+    if prebuilt:
+        from pipecat_ai_small_webrtc_prebuilt.frontend import SmallWebRTCPrebuiltUI
+
+        web.mount("/client", SmallWebRTCPrebuiltUI)
+    return web
+
+
+def _signalling(web: FastAPI, handler) -> None:
+    """WebRTC's offer (a bot for each connection) and its ICE candidates, at our page's paths and the prebuilt
+    client's."""
+    import asyncio
+
+    from pipecat.transports.smallwebrtc.request_handler import (
+        IceCandidate,
+        SmallWebRTCPatchRequest,
+        SmallWebRTCRequest,
+    )
+
+    bots: set[asyncio.Task] = set()
+
     @web.post("/api/offer")
     @web.post("/sessions/{session}/api/offer")
     async def offer(request: Request, session: str | None = None):
@@ -131,11 +146,6 @@ def app(prebuilt: bool = False):
 
         return await handler.handle_web_request(SmallWebRTCRequest.from_dict(await request.json()), connected)
 
-    if prebuilt:
-        from pipecat_ai_small_webrtc_prebuilt.frontend import SmallWebRTCPrebuiltUI
-
-        web.mount("/client", SmallWebRTCPrebuiltUI)
-
     @web.patch("/api/offer")
     @web.patch("/sessions/{session}/api/offer")
     async def candidates(request: Request, session: str | None = None):
@@ -143,8 +153,6 @@ def app(prebuilt: bool = False):
         found = [IceCandidate(**c) for c in body.get("candidates", [])]
         await handler.handle_patch_request(SmallWebRTCPatchRequest(pc_id=body["pc_id"], candidates=found))
         return {"status": "success"}
-
-    return web
 
 
 if __name__ == "__main__":
