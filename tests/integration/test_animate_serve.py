@@ -33,7 +33,9 @@ def _video(url: str, body: dict, tmp_path, name: str):
 
 
 def test_the_text_paths_audio_animated_gives_its_mouth(serve, tmp_path):
-    server = serve(".", AVATAR_SIZE="256", AVATAR_FPS="25")
+    # a model store of its own: the session's store may hold the tests' tiny random Whisper (tests/conftest.py),
+    # which the speech unit would prefer for the words heard (random words: the mouth read -0.05 to 0.29 here)
+    server = serve(".", AVATAR_SIZE="256", AVATAR_FPS="25", BENTOML_HOME=str(tmp_path / "store"))
     made = httpx.post(server.url + "/api/v1/generate", json={"text": TEXT}, timeout=300).json()
     assert made["metadata"]["mouth"] == "phonemes"
     text_mp4 = _video(server.url, made, tmp_path, "generated.mp4")
@@ -51,9 +53,8 @@ def test_the_text_paths_audio_animated_gives_its_mouth(serve, tmp_path):
     n = min(len(ref), *(len(m) for m in mouths.values()))
     corr = {k: float(np.corrcoef(ref[:n], m[:n])[0, 1]) for k, m in mouths.items()}
     print(f"inner-lip opening against the text path's video: {corr}")
-    # README medians over 4 sentences: 0.82-0.85 and 0.79-0.83. Audio alone rests on the words heard, which vary
-    # with Piper's random durations: one sentence under CI load read 0.29, so that bound is loose
-    assert corr["text"] > 0.6 and corr["audio"] > 0.2
+    # README medians over 4 sentences: 0.82-0.85 and 0.79-0.83; this sentence read 0.76-0.79 and 0.69-0.72 here
+    assert corr["text"] > 0.6 and corr["audio"] > 0.45
 
 
 def _pcm(text: str, rate: int) -> bytes:
