@@ -55,7 +55,7 @@ class Turn:
     def spoken(self, position_s: float) -> str:
         """The text heard by `position_s`: whole sentences that had ended, and the one playing cut by time."""
         said = []
-        for (text, at), (_, nxt) in zip(self.sentences, [*self.sentences[1:], ("", None)], strict=True):
+        for (text, at), (_, nxt) in itertools.pairwise([*self.sentences, ("", None)]):  # none yet: nothing said
             if position_s <= at:
                 break
             end = (

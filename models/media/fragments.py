@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import re
 import struct
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ def length_prefixed(annexb: bytes) -> bytes:
     length, as the avcC of the init segment declares)."""
     starts = [m.end() for m in _START_CODE.finditer(annexb)]
     out = []
-    for a, b in zip(starts, [*starts[1:], None], strict=True):
+    for a, b in itertools.pairwise([*starts, None]):  # no start code: no unit (a strict zip raised)
         # a 4-byte start code's extra zero (and any trailing zero padding) is not part of the unit before it
         nal = annexb[a:] if b is None else annexb[a : b - 3].rstrip(b"\x00")
         if nal:

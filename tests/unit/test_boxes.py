@@ -286,3 +286,12 @@ def test_moof_without_mdat_at_close():
     reader.feed(INIT + moof(1, traf(1, 0, b"", tfdt(0), trun(1))))
     with pytest.raises(TruncatedStreamError, match="without its mdat"):
         reader.close()
+
+
+def test_annexb_units_become_length_prefixed_samples():
+    from models.media.fragments import length_prefixed
+
+    sps, pps = b"\x67\x42\x00\x1e", b"\x68\xce"
+    annexb = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x01" + pps  # a 4-byte start code, then a 3-byte one
+    assert length_prefixed(annexb) == b"\0\0\0\x04" + sps + b"\0\0\0\x02" + pps
+    assert length_prefixed(b"") == length_prefixed(b"\x67\x42") == b""  # no start code: no unit (was a ValueError)

@@ -104,6 +104,7 @@ def test_spoken_text_follows_the_playhead():
     assert turn.spoken(1.0) == "Hello there."
     assert turn.spoken(2.0) == "Hello there. The weather is fine…"  # half the second sentence: 4 of its 7 words
     assert turn.spoken(9.0) == "Hello there. The weather is fine and warm today."
+    assert Turn(2).spoken(1.5) == ""  # talked over before its first sentence (was a ValueError: a strict zip)
 
 
 class FakeVad:
