@@ -39,6 +39,11 @@ def events(driver) -> list[dict]:
     return driver.execute_script("return window.avatarLive")
 
 
+def answered(got: list[dict]) -> list[dict]:
+    """The answers played to their end, after the first one (which the second question cuts)."""
+    return [e for e in got if e["type"] == "done" and e.get("turn", 0) >= 2]
+
+
 def test_hands_free_answers_and_stops_when_talked_over(talk_server, fake_llm, conversation_wav, tmp_path,  # noqa: F811
                                                       downloads):  # fmt: skip
     from selenium.webdriver.common.by import By
@@ -51,7 +56,7 @@ def test_hands_free_answers_and_stops_when_talked_over(talk_server, fake_llm, co
         open_page(driver, talk_server)
         driver.find_element(By.ID, "handsfree").click()
         deadline = time.time() + 90
-        while time.time() < deadline and not any(e["type"] == "done" and e.get("turn") == 2 for e in events(driver)):
+        while time.time() < deadline and not answered(events(driver)):
             time.sleep(0.3)
         driver.save_screenshot(str(tmp_path / "demo-handsfree.png"))
         got = events(driver)
@@ -59,9 +64,14 @@ def test_hands_free_answers_and_stops_when_talked_over(talk_server, fake_llm, co
         assert kinds[0] == "listening" and "interrupted" in kinds, kinds
         cut = got[kinds.index("interrupted")]
         assert cut["turn"] == 1 and cut["spoken"].startswith("Sure.") and len(cut["spoken"]) < len(REPLY), cut
-        assert any(e["type"] == "done" and e.get("turn") == 2 and e["reply"] == REPLY for e in got), kinds
+        assert answered(got) and answered(got)[0]["reply"] == REPLY, kinds
+        # the tests' Whisper has random weights: a question it hears as no words is an error event, and the page's
+        # file of audio plays again (40 s) until a later question is answered
+        errors = [e for e in got if e["type"] == "error"]
+        assert all("no speech was recognised" in e["message"] for e in errors), errors
         bubbles = driver.find_elements(By.CSS_SELECTOR, "#transcript li")
-        assert "cut" in bubbles[1].get_attribute("class") and bubbles[3].text == REPLY, [b.text for b in bubbles]
+        texts = [b.text for b in bubbles]
+        assert "cut" in bubbles[1].get_attribute("class") and REPLY in texts, texts
         played = driver.execute_script("return window.avatarStats")
         assert played["playing"] is not None and played["state"] in ("streaming", "done"), played
         assert severe(driver) == []
@@ -110,7 +120,8 @@ def test_hands_free_works_on_a_keyed_server(keyed_talk_server, fake_llm, convers
         deadline = time.time() + 90
 
         def answered() -> list[dict]:
-            return [e for e in events(driver) or [] if e.get("turn") == 1 and e["type"] in ("done", "interrupted")]
+            # any turn: the first question can be heard as no words by the tests' random Whisper (an error event)
+            return [e for e in events(driver) or [] if e.get("turn", 0) >= 1 and e["type"] in ("done", "interrupted")]
 
         while time.time() < deadline and not answered():
             time.sleep(0.3)
