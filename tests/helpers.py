@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
+import httpx
 import numpy as np
+import pytest
 import soundfile as sf
 
 
@@ -38,3 +41,17 @@ def skip_tier(items, marker: str, reason: str | None) -> None:
     for item in items:
         if marker in item.keywords:
             item.add_marker(skip)
+
+
+def stream_cut_by(api_url: str, body: dict, kill: Callable[[], object], timeout: float = 60) -> bytes:
+    """POST `body` to the API's stream, call `kill` (a dependency goes away) when the first bytes arrive, and read
+    on: the bytes received. The body must end incomplete (a cut chunked body, never a clean end)."""
+    received = b""
+    request = httpx.stream("POST", api_url + "/api/v1/stream", json=body, timeout=timeout)
+    with pytest.raises(httpx.RemoteProtocolError), request as r:
+        assert r.status_code == 200
+        for data in r.iter_raw():
+            if not received:
+                kill()
+            received += data
+    return received

@@ -12,6 +12,7 @@ import pytest
 
 from models.media import decode_audio, decode_frames
 from services.launcher import Server, TritonServer, triton_missing
+from tests.helpers import stream_cut_by
 from tests.integration.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -105,15 +106,8 @@ def test_the_control_model_calls_only_its_listed_methods(stack):
 def test_triton_killed_mid_stream_gives_a_fast_503_and_recovers(stack):
     api, triton = stack["api"], stack["triton"]
     long_text = " ".join(["This long answer keeps the stream busy while its runtime goes away."] * 6)
-    received = b""
-    request = httpx.stream("POST", api.url + "/api/v1/stream", json={"text": long_text}, timeout=60)
     t = time.perf_counter()
-    with pytest.raises(httpx.RemoteProtocolError), request as r:  # an incomplete chunked body, not a clean end
-        assert r.status_code == 200
-        for data in r.iter_raw():
-            if not received:
-                triton.kill()  # the runtime dies after the first fragment
-            received += data
+    received = stream_cut_by(api.url, {"text": long_text}, triton.kill)  # the runtime dies after the first fragment
     assert received[4:8] == b"ftyp" and time.perf_counter() - t < 30, "the stream hung after Triton died"
 
     t = time.perf_counter()
